@@ -1,0 +1,240 @@
+"""The run config: one pydantic model, loaded from defaults < YAML file < `--set key=value`.
+
+    from obliviate.config import load_config
+    cfg = load_config("micro", ["train.lr=1e-3", "methods=[gradient_ascent]",
+                                "method_args.gradient_ascent.lr=1e-4"])
+    cfg.method_config("gradient_ascent")   # the method's typed config, defaults filled in
+
+`load_config` takes a YAML path or the name of a preset shipped in `obliviate/configs/`
+(the single source of presets). Every user mistake raises ObliviateError with a one-line
+message that names the input and the fix; unknown keys get a "did you mean".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from obliviate.data.benchmark import DataConfig
+from obliviate.errors import ObliviateError
+from obliviate.models.settings import TinyModelConfig, TrainConfig
+from obliviate.registry import METHODS, Registry, did_you_mean
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def _method_registry() -> Registry:
+    """The method registry, filled: built-in methods register themselves on import."""
+    import obliviate.methods  # noqa: F401  (lazy: importing it registers the built-in methods)
+
+    return METHODS
+
+
+class RunConfig(BaseModel):
+    """Everything `obliviate run` needs: benchmark, target model, training, methods."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("tiny", description="run name; results go to <output_dir>/<name>/")
+    seed: int = Field(0, description="seed of model initialisation, training and unlearning")
+    output_dir: str = Field("runs", description="directory holding one sub-directory per run")
+    data: DataConfig = Field(default_factory=DataConfig, description="the built-in benchmark")
+    model: TinyModelConfig = Field(default_factory=TinyModelConfig, description="the tiny target model")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training of the target and gold models")
+    methods: list[str] = Field(["gradient_ascent", "gradient_difference"],
+                               description="unlearning methods to run, by registered name")
+    method_args: dict[str, dict] = Field(default_factory=dict,
+                                         description="per-method settings, e.g. {gradient_difference: {lr: 1e-4}}")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None uses all cores")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(f"name must be a plain directory name (letters, digits, . _ -), got {v!r}; e.g. tiny")
+        return v
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _split_methods(cls, v: Any) -> Any:
+        # `--set methods=npo,kl` arrives as one string
+        if isinstance(v, str):
+            return [m.strip() for m in v.split(",") if m.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> "RunConfig":
+        self.method_args = validate_methods(self.methods, self.method_args)
+        return self
+
+    def method_config(self, name: str) -> BaseModel:
+        """The typed config of method `name`: its defaults overridden by `method_args[name]`."""
+        cls = _method_registry().get(name).config_class
+        return cls(**self.method_args.get(name, {}))
+
+
+def validate_methods(methods: list[str], method_args: dict[str, dict]) -> dict[str, dict]:
+    """Check method names and their args; return the args as validated (coerced) values.
+
+    Raises ObliviateError for an unknown or repeated method name, an unknown setting
+    (with a did-you-mean among the method config's fields) or an invalid value.
+    """
+    registry = _method_registry()
+    seen = set()
+    for name in methods:
+        registry.get(name)
+        if name in seen:
+            raise ObliviateError(f"method '{name}' is listed twice in methods; list each method once")
+        seen.add(name)
+    checked = {}
+    for name, args in method_args.items():
+        config_class = registry.get(name).config_class
+        check_keys(args, config_class, f"method_args.{name}.")
+        try:
+            checked[name] = config_class(**args).model_dump(mode="json", exclude_unset=True)
+        except ValidationError as err:
+            raise ObliviateError(validation_message(err, f"method_args.{name}.")) from None
+    return checked
+
+
+def check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
+    """Raise ObliviateError for the first key of `raw` that `model` (or a nested model) lacks."""
+    fields = model.model_fields
+    for key, value in raw.items():
+        if key not in fields:
+            key = str(key)
+            guess = did_you_mean(key, list(fields))
+            where = f" under '{prefix[:-1]}'" if prefix else ""
+            hint = f"did you mean '{prefix}{guess}'?" if guess else f"known keys{where}: {', '.join(fields)}"
+            raise ObliviateError(f"unknown config key '{prefix}{key}'; {hint}")
+        sub = fields[key].annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            check_keys(value, sub, f"{prefix}{key}.")
+
+
+def validation_message(err: ValidationError, prefix: str = "") -> str:
+    """A pydantic ValidationError as one line: `invalid config: a.b: problem (got x); ...`."""
+    parts = []
+    for e in err.errors():
+        loc = prefix + ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")  # our validators already quote the value
+        elif "input" in e and not isinstance(e["input"], dict):
+            got = repr(e["input"])
+            msg += f", got {got if len(got) <= 60 else got[:57] + '...'}"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "invalid config: " + "; ".join(parts)
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped in obliviate/configs/."""
+    folder = resources.files("obliviate") / "configs"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """An existing file as given, else the packaged preset `obliviate/configs/<name>.yaml`."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    text = str(name_or_path)
+    name = text.removesuffix(".yaml").removesuffix(".yml")
+    if name and "/" not in name and "\\" not in name:
+        preset = resources.files("obliviate") / "configs" / f"{name}.yaml"
+        if preset.is_file():
+            return Path(str(preset))
+    presets = ", ".join(list_presets()) or "none installed"
+    raise ObliviateError(f"config file '{text}' not found, and it is not a preset name; "
+                         f"pass an existing YAML file or one of the presets: {presets}")
+
+
+def _read_yaml(path: Path, shown: str) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise ObliviateError(f"config file '{shown}' is not valid YAML: {problem}{where}") from None
+    except OSError as err:
+        raise ObliviateError(f"cannot read config file '{shown}': {err.strerror or err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ObliviateError(f"config file '{shown}' must be a mapping of keys to values "
+                             f"(e.g. 'train: {{lr: 0.001}}'), got a {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-3` -> (["train", "lr"], "1e-3" parsed as YAML)."""
+    key, sep, value = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(p.strip() for p in parts):
+        raise ObliviateError(f"malformed --set '{text}': expected key=value, e.g. train.lr=0.001")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        raise ObliviateError(f"malformed --set '{text}': the value is not valid YAML; "
+                             "quote it or write a list as [a, b]") from None
+    return [p.strip() for p in parts], parsed
+
+
+def _set_dotted(raw: dict, parts: list[str], value: Any, text: str) -> None:
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ObliviateError(f"cannot apply --set '{text}': '{'.'.join(parts[: i + 1])}' is a value, "
+                                 "not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Defaults < YAML file (a path or a preset name) < overrides ("key.sub=value")."""
+    raw: dict = {}
+    if path is not None:
+        raw = _read_yaml(resolve_config_path(path), str(path))
+    for text in overrides:
+        parts, value = parse_override(text)
+        _set_dotted(raw, parts, value, text)
+    check_keys(raw, RunConfig)
+    try:
+        return RunConfig(**raw)
+    except ValidationError as err:
+        raise ObliviateError(validation_message(err)) from None
+
+
+def config_to_dict(cfg: BaseModel) -> dict:
+    """A JSON-ready dict of the config (for report.json); `RunConfig(**d)` rebuilds it."""
+    return cfg.model_dump(mode="json")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"config_hash cannot hash a {type(obj).__name__}")
+
+
+def config_hash(obj: Any) -> str:
+    """First 12 hex chars of sha256 over canonical JSON (sorted keys); for cache keys."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

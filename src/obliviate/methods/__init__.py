@@ -1,0 +1,7 @@
+"""Unlearning methods. Importing this package registers every method in `METHODS`."""
+
+from obliviate.methods import weight_space  # noqa: F401  (registers the weight-space methods)
+from obliviate.methods.base import UnlearnConfig, Unlearner
+from obliviate.registry import METHODS, register_method
+
+__all__ = ["METHODS", "UnlearnConfig", "Unlearner", "register_method"]

@@ -1,0 +1,25 @@
+"""Typed settings of the tiny model and of training (kept free of torch so the CLI starts fast)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TinyModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vocab_size: int = Field(2048, ge=300, description="BPE vocabulary trained on the benchmark text")
+    hidden_size: int = Field(128, ge=8, description="width of the residual stream")
+    layers: int = Field(4, ge=1, description="transformer blocks")
+    heads: int = Field(4, ge=1, description="attention heads (must divide hidden_size)")
+    intermediate_size: int = Field(512, ge=8, description="MLP width")
+    init_std: float = Field(0.08, gt=0, description="std of the weight init; 0.08 memorises ~3x faster than 0.02")
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(12, ge=1, description="passes over the training examples")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    batch_size: int = Field(16, ge=1, description="examples per optimizer step")
+    warmup: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="max gradient norm")

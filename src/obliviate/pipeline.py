@@ -1,0 +1,135 @@
+"""The main job, stage by stage: data -> target + gold -> each method -> evaluation -> report.
+
+    from obliviate.config import load_config
+    from obliviate.pipeline import run
+    report = run(load_config("tiny"))          # also writes runs/tiny/report.json
+
+Every stage caches its artefact under runs/<name>/cache/, keyed by a hash of what produced it,
+so a second run reuses the trained target and gold models.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from obliviate.config import RunConfig, config_hash, config_to_dict
+from obliviate.data import Benchmark, build_benchmark
+from obliviate.io import atomic_dir, atomic_write_text
+from obliviate.models.hf import HFLanguageModel
+from obliviate.runtime import environment
+
+
+def run_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.output_dir) / cfg.name
+
+
+def data_dir(cfg: RunConfig) -> Path:
+    return run_dir(cfg) / "cache" / f"data-{config_hash(cfg.data)}"
+
+
+def models_dir(cfg: RunConfig) -> Path:
+    key = config_hash({"data": cfg.data, "model": cfg.model, "train": cfg.train, "seed": cfg.seed})
+    return run_dir(cfg) / "cache" / f"models-{key}"
+
+
+def method_dir(cfg: RunConfig, name: str) -> Path:
+    key = config_hash({"models": models_dir(cfg).name, "method": name, "args": cfg.method_config(name),
+                       "seed": cfg.seed})
+    return run_dir(cfg) / "cache" / f"method-{name}-{key}"
+
+
+def stage_data(cfg: RunConfig) -> Benchmark:
+    path = data_dir(cfg)
+    if not (path / "bios.jsonl").is_file():
+        with atomic_dir(path) as tmp:
+            build_benchmark(cfg.data).save(tmp)
+    return Benchmark.load(path)
+
+
+def stage_models(cfg: RunConfig, bench: Benchmark, roles: tuple[str, ...] = ("target", "gold")
+                 ) -> dict[str, HFLanguageModel]:
+    from obliviate.models.build import build_models
+
+    return build_models(bench, data_dir(cfg), models_dir(cfg), cfg.model, cfg.train, cfg.seed, roles, cfg.threads)
+
+
+def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Benchmark
+                  ) -> tuple[HFLanguageModel, dict]:
+    """Run method `name` on the target (or reuse its cached result); returns the model and run facts."""
+    from obliviate.methods import METHODS
+
+    path = method_dir(cfg, name)
+    if (path / "config.json").is_file():
+        facts = json.loads((path / "unlearning.json").read_text())
+        return HFLanguageModel.load(path, name=name), facts
+    method = METHODS.get(name)(cfg.method_config(name))
+    start = time.perf_counter()
+    model = method.unlearn(target, bench, seed=cfg.seed)
+    facts = {"method": name, "config": method.config.model_dump(mode="json"),
+             "seconds": round(time.perf_counter() - start, 2), **getattr(method, "facts", lambda: {})()}
+    with atomic_dir(path) as tmp:
+        model.save(tmp)
+        (tmp / "unlearning.json").write_text(json.dumps(facts, indent=2))
+    return model, facts
+
+
+def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark) -> dict[str, dict]:
+    """Evaluate gold first: its forget-set truth ratios are the reference for forget quality."""
+    from obliviate.evals import evaluate
+
+    results = {"gold": evaluate(models["gold"], bench, None)}
+    gold_ratios = results["gold"]["forget_truth_ratio"].per_example
+    results["gold"] = evaluate(models["gold"], bench, gold_ratios)
+    for name, lm in models.items():
+        if name != "gold":
+            results[name] = evaluate(lm, bench, gold_ratios)
+    return {name: results[name] for name in models}
+
+
+def run(cfg: RunConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    timings, start = {}, time.perf_counter()
+    bench = stage_data(cfg)
+    timings["data"] = time.perf_counter() - start
+    models = stage_models(cfg, bench)
+    timings["models"] = time.perf_counter() - start - timings["data"]
+    facts = {}
+    for name in cfg.methods:
+        t = time.perf_counter()
+        models[name], facts[name] = stage_unlearn(cfg, name, models["target"], bench)
+        timings[f"unlearn:{name}"] = time.perf_counter() - t
+    t = time.perf_counter()
+    results = evaluate_all(models, bench)
+    timings["evaluation"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - start
+    report = build_report(cfg, bench, results, facts, timings)
+    write_report(report, run_dir(cfg) / "report.json")
+    return report
+
+
+def build_report(cfg: RunConfig, bench: Benchmark, results: dict[str, dict], facts: dict, timings: dict) -> dict:
+    first = next(iter(results.values()))
+    return {
+        "obliviate_report": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config_to_dict(cfg),
+        "seed": cfg.seed,
+        "environment": environment(),
+        "benchmark": {s: len(bench.split(s)) for s in ("forget", "retain", "holdout", "world", "neighbours")}
+        | {"forget_people": len(bench.people("forget")), "retain_people": len(bench.people("retain"))},
+        "metrics": {k: {"higher_is_better": m.higher_is_better, "description": m.description}
+                    for k, m in first.items()},
+        "models": {name: {k: m.value for k, m in res.items()} for name, res in results.items()},
+        "per_example": {name: {k: m.per_example for k, m in res.items()} for name, res in results.items()},
+        "unlearning": facts,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+    }
+
+
+def write_report(report: dict, path: Path) -> None:
+    atomic_write_text(path, json.dumps(report, indent=1, default=float) + "\n")
