@@ -11,7 +11,7 @@ import torch
 
 def mean_nll(lp: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood over all labelled tokens of the batch."""
-    return -lp.sum() / valid.sum().clamp(min=1)
+    return -(lp * valid).sum() / valid.sum().clamp(min=1)
 
 
 def gradient_ascent(forget_lp: torch.Tensor, forget_valid: torch.Tensor) -> torch.Tensor:

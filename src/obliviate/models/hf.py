@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+# Tiny models load and save in milliseconds; per-file progress bars would only be noise.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+hf_logging.disable_progress_bar()
 
 IGNORE = -100
 

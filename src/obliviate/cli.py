@@ -1,0 +1,124 @@
+"""`obliviate` command line: thin typed commands over the library (each is also a Python call).
+
+    obliviate run                                   # tiny preset: data, target + gold, methods, eval
+    obliviate run --config micro --set train.epochs=20 --set methods=[gradient_ascent]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from obliviate.errors import ObliviateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Make a language model forget, measure how well it forgot, keep a record.")
+console = Console()
+
+ConfigOpt = typer.Option("tiny", "--config", "-c", help="preset name (tiny, micro) or path to a YAML file")
+SetOpt = typer.Option(None, "--set", "-s", help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")
+
+
+def _load(config: str, overrides: Optional[list[str]]):
+    from obliviate.config import load_config
+
+    return load_config(config, overrides or [])
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2, never a traceback."""
+    try:
+        app()
+    except ObliviateError as err:
+        _fail(str(err))
+
+
+@app.command()
+def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Run the whole job and print the method table; writes runs/<name>/report.json.
+
+    Example: obliviate run --set data.forget_fraction=0.05 --set methods=[gradient_difference]
+    """
+    from obliviate.pipeline import run as run_pipeline, run_dir
+    from obliviate.table import print_table
+
+    cfg = _load(config, set_)
+    report = run_pipeline(cfg)
+    print_table(report, console)
+    console.print(f"report: {run_dir(cfg) / 'report.json'}  ({report['timings_s']['total']:.0f} s)")
+
+
+@app.command()
+def data(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Generate the benchmark (JSONL per split) into the run's cache and print split sizes.
+
+    Example: obliviate data --set data.people=200
+    """
+    from obliviate.pipeline import data_dir, stage_data
+
+    cfg = _load(config, set_)
+    bench = stage_data(cfg)
+    sizes = {s: len(bench.split(s)) for s in ("forget", "retain", "holdout", "world", "neighbours")}
+    console.print(f"{data_dir(cfg)}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+
+@app.command()
+def train(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Train (or reuse) the target and gold models of a run.
+
+    Example: obliviate train --config micro
+    """
+    from obliviate.pipeline import models_dir, stage_data, stage_models
+
+    cfg = _load(config, set_)
+    stage_models(cfg, stage_data(cfg))
+    console.print(f"target and gold: {models_dir(cfg)}")
+
+
+@app.command()
+def unlearn(method: str = typer.Option(..., "--method", "-m", help="registered method name"),
+            config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Run one unlearning method on the run's target; saves a Hugging Face model directory.
+
+    Example: obliviate unlearn --method gradient_difference --set method_args.gradient_difference.steps=60
+    """
+    from obliviate.pipeline import method_dir, stage_data, stage_models, stage_unlearn
+
+    cfg = _load(config, [*(set_ or []), f"methods=[{method}]"])
+    bench = stage_data(cfg)
+    _, facts = stage_unlearn(cfg, method, stage_models(cfg, bench, ("target",))["target"], bench)
+    console.print(f"{method}: {method_dir(cfg, method)}  ({facts['seconds']} s)")
+
+
+@app.command("eval")
+def eval_(model: Path = typer.Option(..., "--model", help="a saved Hugging Face model directory"),
+          config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Evaluate a saved model against the run's target and gold; prints the table.
+
+    Example: obliviate eval --model runs/tiny/cache/method-gradient_difference-<hash>
+    """
+    from obliviate.models.hf import HFLanguageModel
+    from obliviate.pipeline import evaluate_all, stage_data, stage_models
+    from obliviate.table import print_table
+
+    cfg = _load(config, set_)
+    if not (model / "config.json").is_file():
+        raise ObliviateError(f"--model {model}: not a Hugging Face model directory (no config.json)")
+    bench = stage_data(cfg)
+    models = stage_models(cfg, bench) | {model.name: HFLanguageModel.load(model)}
+    results = evaluate_all(models, bench)
+    print_table({"models": {n: {k: m.value for k, m in r.items()} for n, r in results.items()}}, console)
+
+
+if __name__ == "__main__":
+    main()
