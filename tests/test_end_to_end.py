@@ -1,0 +1,64 @@
+"""The whole job on the `micro` preset: the memorisation, gold and forgetting relations, in small."""
+
+import json
+
+import pytest
+
+from obliviate.config import load_config
+from obliviate.evals import evaluate
+from obliviate.pipeline import run, stage_data, stage_models
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = load_config("micro", [f"output_dir={out}"])
+    return cfg, run(cfg), out
+
+
+def test_target_memorises_and_gold_does_not(micro):
+    _, report, _ = micro
+    target, gold = report["models"]["target"], report["models"]["gold"]
+    assert target["forget_acc"] >= 0.9 and target["retain_acc"] >= 0.9 and target["world_acc"] >= 0.9
+    assert gold["forget_acc"] <= 0.15
+    assert abs(gold["retain_acc"] - target["retain_acc"]) <= 0.05
+    assert abs(gold["world_acc"] - target["world_acc"]) <= 0.05
+
+
+def test_forget_quality_separates_target_from_gold(micro):
+    _, report, _ = micro
+    assert report["models"]["target"]["forget_quality"] < 0.01
+    assert report["models"]["gold"]["forget_quality"] == pytest.approx(1.0)
+
+
+def test_gradient_difference_forgets_and_keeps_world(micro):
+    _, report, _ = micro
+    target, gd = report["models"]["target"], report["models"]["gradient_difference"]
+    assert target["forget_acc"] - gd["forget_acc"] >= 0.5
+    assert gd["world_acc"] >= 0.85
+    assert set(report["models"]) == {"target", "gold", "gradient_ascent", "gradient_difference"}
+
+
+def test_report_records_how_to_reproduce(micro):
+    cfg, report, out = micro
+    on_disk = json.loads((out / "micro" / "report.json").read_text())
+    assert on_disk["models"] == report["models"]
+    assert on_disk["config"]["seed"] == cfg.seed and on_disk["config"]["name"] == "micro"
+    assert on_disk["environment"]["packages"]["torch"]
+    assert len(on_disk["per_example"]["target"]["forget_acc"]) == on_disk["benchmark"]["forget"]
+
+
+def test_second_run_reuses_models_and_reproduces_numbers(micro):
+    cfg, report, _ = micro
+    again = run(cfg)
+    assert again["models"] == report["models"]
+    assert again["timings_s"]["models"] < 0.5 * max(report["timings_s"]["models"], 1.0)
+
+
+def test_gold_with_another_seed_is_indistinguishable(micro):
+    cfg, report, _ = micro
+    other = cfg.model_copy(update={"seed": cfg.seed + 1})
+    bench = stage_data(other)
+    gold2 = stage_models(other, bench, ("gold",))["gold"]
+    gold_ratios = report["per_example"]["gold"]["forget_truth_ratio"]
+    assert evaluate(gold2, bench, gold_ratios)["forget_quality"].value >= 0.05
