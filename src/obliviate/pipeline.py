@@ -77,16 +77,26 @@ def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Ben
     return model, facts
 
 
-def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark) -> dict[str, dict]:
-    """Evaluate gold first: its forget-set truth ratios are the reference for forget quality."""
-    from obliviate.evals import evaluate
+def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: dict | None = None
+                 ) -> dict[str, dict]:
+    """Evaluate every model; gold first, as its forget-set truth ratios are the forget-quality reference.
 
-    results = {"gold": evaluate(models["gold"], bench, None)}
+    `samples`, when given, receives each model's first greedy answers on the forget split.
+    """
+    from obliviate.evals import evaluate
+    from obliviate.evals.suite import forget_quality_metric
+
+    results, generations = {}, {}
+    results["gold"] = evaluate(models["gold"], bench, None, generations.setdefault("gold", {}))
     gold_ratios = results["gold"]["forget_truth_ratio"].per_example
-    results["gold"] = evaluate(models["gold"], bench, gold_ratios)
+    results["gold"]["forget_quality"] = forget_quality_metric(gold_ratios, gold_ratios)
     for name, lm in models.items():
         if name != "gold":
-            results[name] = evaluate(lm, bench, gold_ratios)
+            results[name] = evaluate(lm, bench, gold_ratios, generations.setdefault(name, {}))
+    if samples is not None:
+        for name in models:
+            samples[name] = [{"question": r["question"], "answer": r["answer"], "generated": g}
+                             for r, g in zip(bench.forget[:5], generations[name]["forget"])]
     return {name: results[name] for name in models}
 
 
@@ -104,15 +114,17 @@ def run(cfg: RunConfig) -> dict:
         models[name], facts[name] = stage_unlearn(cfg, name, models["target"], bench)
         timings[f"unlearn:{name}"] = time.perf_counter() - t
     t = time.perf_counter()
-    results = evaluate_all(models, bench)
+    samples: dict = {}
+    results = evaluate_all(models, bench, samples)
     timings["evaluation"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
-    report = build_report(cfg, bench, results, facts, timings)
+    report = build_report(cfg, bench, results, facts, timings, samples)
     write_report(report, run_dir(cfg) / "report.json")
     return report
 
 
-def build_report(cfg: RunConfig, bench: Benchmark, results: dict[str, dict], facts: dict, timings: dict) -> dict:
+def build_report(cfg: RunConfig, bench: Benchmark, results: dict[str, dict], facts: dict, timings: dict,
+                 samples: dict) -> dict:
     first = next(iter(results.values()))
     return {
         "obliviate_report": 1,
@@ -127,6 +139,7 @@ def build_report(cfg: RunConfig, bench: Benchmark, results: dict[str, dict], fac
         "models": {name: {k: m.value for k, m in res.items()} for name, res in results.items()},
         "per_example": {name: {k: m.per_example for k, m in res.items()} for name, res in results.items()},
         "unlearning": facts,
+        "forget_samples": samples,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
 
