@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +18,8 @@ from obliviate.errors import ObliviateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Make a language model forget, measure how well it forgot, keep a record.")
-console = Console()
+# Piped output (logs, CI) gets a fixed width so the table never wraps; a terminal keeps its own.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 ConfigOpt = typer.Option("tiny", "--config", "-c", help="preset name (tiny, micro) or path to a YAML file")
 SetOpt = typer.Option(None, "--set", "-s", help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")

@@ -70,7 +70,7 @@ def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Ben
     start = time.perf_counter()
     model = method.unlearn(target, bench, seed=cfg.seed)
     facts = {"method": name, "config": method.config.model_dump(mode="json"),
-             "seconds": round(time.perf_counter() - start, 2), **getattr(method, "facts", lambda: {})()}
+             "seconds": round(time.perf_counter() - start, 2), **method.facts()}
     with atomic_dir(path) as tmp:
         model.save(tmp)
         (tmp / "unlearning.json").write_text(json.dumps(facts, indent=2))

@@ -17,11 +17,11 @@ def fmt(value: float | None, key: str) -> str:
 def print_table(report: dict, console: Console) -> None:
     from obliviate.evals import METRIC_COLUMNS
 
-    table = Table(title="obliviate: forget vs keep (↑ higher is better, ↓ lower, ≈ closer to gold)")
-    table.add_column("model")
+    table = Table(caption="↑ higher is better  ↓ lower is better  ≈ closer to gold is better")
+    table.add_column("model", no_wrap=True)
     arrow = {True: "↑", False: "↓", None: "≈"}
     for key, header, better in METRIC_COLUMNS:
-        table.add_column(f"{header} {arrow[better]}", justify="right")
+        table.add_column(f"{header.replace(' ', chr(10))} {arrow[better]}", justify="right", no_wrap=True)
     for name, row in report["models"].items():
         table.add_row(name, *(fmt(row.get(key), key) for key, _, _ in METRIC_COLUMNS))
     console.print(table)

@@ -77,11 +77,12 @@ class Benchmark:
         return examples
 
     def all_text(self) -> list[str]:
+        """Every string the benchmark can put before a model: what the tokenizer is trained on."""
         texts = [b["text"] for b in self.bios]
         for s in QA_SPLITS:
             for r in self.split(s):
-                texts += [format_prompt(q) + format_answer(a) for q in r["phrasings"] + [r["paraphrased_question"]]
-                          for a in [r["answer"]]]
+                texts += [format_prompt(q) + format_answer(r["answer"])
+                          for q in [*r["phrasings"], r["paraphrased_question"]]]
                 texts += [r["paraphrased_answer"], *r["perturbed_answers"]]
         return texts
 

@@ -65,3 +65,9 @@ class Unlearner:
         self.losses = optimize(model, step_loss, self._batches(forget, retain, tok.pad_token_id, random.Random(seed)),
                                c.steps, c.lr, c.warmup, 0.0, c.grad_clip, desc=f"unlearning: {self.name}")
         return HFLanguageModel(model, tok, name=self.name)
+
+    def facts(self) -> dict:
+        """What the report records about the last `unlearn` call."""
+        losses = getattr(self, "losses", [])
+        return {"steps": len(losses), "first_loss": losses[0] if losses else None,
+                "last_loss": losses[-1] if losses else None}

@@ -1,0 +1,40 @@
+"""The default `tiny` run meets the foundation's acceptance figures (minutes on CPU: `make test-slow`)."""
+
+import pytest
+
+from obliviate.config import load_config
+from obliviate.evals import evaluate
+from obliviate.pipeline import run, stage_data, stage_models
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    cfg = load_config("tiny", [f"output_dir={tmp_path_factory.mktemp('runs')}"])
+    return cfg, run(cfg)
+
+
+def test_memorisation_and_gold(tiny):
+    _, report = tiny
+    target, gold = report["models"]["target"], report["models"]["gold"]
+    assert min(target["forget_acc"], target["retain_acc"], target["world_acc"]) >= 0.9
+    assert gold["forget_acc"] <= 0.15
+    assert abs(gold["retain_acc"] - target["retain_acc"]) <= 0.05
+    assert abs(gold["world_acc"] - target["world_acc"]) <= 0.05
+
+
+def test_forget_quality_separates_target_from_another_gold(tiny):
+    cfg, report = tiny
+    assert report["models"]["target"]["forget_quality"] < 0.01
+    other = cfg.model_copy(update={"seed": cfg.seed + 1})
+    bench = stage_data(other)
+    gold2 = stage_models(other, bench, ("gold",))["gold"]
+    ratios = report["per_example"]["gold"]["forget_truth_ratio"]
+    assert evaluate(gold2, bench, ratios)["forget_quality"].value >= 0.05
+
+
+def test_gradient_difference_forgets_and_keeps_world(tiny):
+    _, report = tiny
+    target, gd = report["models"]["target"], report["models"]["gradient_difference"]
+    assert target["forget_acc"] - gd["forget_acc"] >= 0.5 and gd["world_acc"] >= 0.85
