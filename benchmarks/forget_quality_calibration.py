@@ -33,7 +33,7 @@ def main() -> None:
     for seed in args.seeds:
         other = cfg.model_copy(update={"seed": seed})
         rows[f"gold (seed {seed})"] = evaluate(stage_models(other, bench, ("gold",))["gold"], bench, ratios)
-    table = {name: {k: round(r[k].value, 6) for k in ("forget_acc", "retain_acc", "world_acc",
+    table = {name: {k: r[k].value for k in ("forget_acc", "retain_acc", "world_acc",
                                                           "forget_truth_ratio", "forget_quality")}
              for name, r in rows.items()}
     print(f"forget quality vs gold (seed {cfg.seed}), {len(ratios)} forget questions")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -121,7 +122,9 @@ def eval_(model: Path = typer.Option(..., "--model", help="a saved Hugging Face 
     if not (model / "config.json").is_file():
         raise ObliviateError(f"--model {model}: not a Hugging Face model directory (no config.json)")
     bench = stage_data(cfg)
-    models = stage_models(cfg, bench) | {model.name: HFLanguageModel.load(model)}
+    facts = model / "unlearning.json"  # written by `obliviate unlearn`: name the row after the method
+    name = json.loads(facts.read_text())["method"] if facts.is_file() else model.name
+    models = stage_models(cfg, bench) | {name: HFLanguageModel.load(model, name=name)}
     results = evaluate_all(models, bench)
     print_table({"models": {n: {k: m.value for k, m in r.items()} for n, r in results.items()}}, console)
 
