@@ -62,3 +62,24 @@ def test_gold_with_another_seed_is_indistinguishable(micro):
     gold2 = stage_models(other, bench, ("gold",))["gold"]
     gold_ratios = report["per_example"]["gold"]["forget_truth_ratio"]
     assert evaluate(gold2, bench, gold_ratios)["forget_quality"].value >= 0.05
+
+
+def test_scalability_and_sustainability_curves(micro):
+    cfg, report, _ = micro
+    scal, sust = report["scalability"], report["sustainability"]
+    assert scal["fractions"] == [0.05, 0.1, 0.2]
+    for name in cfg.methods:
+        points = scal["methods"][name]
+        assert [p["fraction"] for p in points] == [0.05, 0.1, 0.2]
+        assert [p["people"] for p in points] == [1, 2, 4]
+        seq = sust["methods"][name]
+        assert [p["request"] for p in seq] == [1, 2] and [p["people"] for p in seq] == [2, 4]
+    # gradient difference forgets each request it is given
+    assert all(p["forget_acc"] <= 0.5 for p in sust["methods"]["gradient_difference"])
+
+
+def test_quick_run_skips_curves(micro):
+    cfg, _, _ = micro  # same run directory: the cached target and gold are reused
+    quick = run(cfg.model_copy(update={"methods": [],
+                                       "eval": cfg.eval.model_copy(update={"curves": False})}))
+    assert "scalability" not in quick and set(quick["models"]) == {"target", "gold"}

@@ -51,15 +51,16 @@ def main() -> None:
 
 
 @command()
-def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
-    """Run the whole job and print the method table; writes runs/<name>/report.json.
+def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+        quick: bool = typer.Option(False, "--quick", help="skip the scalability and sustainability curves")) -> None:
+    """Run the whole job and print the method table; writes runs/<name>/report.json and report.html.
 
     Example: obliviate run --set data.forget_fraction=0.05 --set methods=[gradient_difference]
     """
     from obliviate.pipeline import run as run_pipeline, run_dir
     from obliviate.table import print_table
 
-    cfg = _load(config, set_)
+    cfg = _load(config, [*(set_ or []), *(["eval.curves=false"] if quick else [])])
     report = run_pipeline(cfg)
     print_table(report, console)
     console.print(f"report: {run_dir(cfg) / 'report.json'}  ({report['timings_s']['total']:.0f} s)")

@@ -37,6 +37,27 @@ def _method_registry() -> Registry:
     return METHODS
 
 
+class EvalConfig(BaseModel):
+    """What the evaluation covers beyond the per-model metrics (MUSE curves, attack settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    curves: bool = Field(True, description="run the scalability and sustainability curves (`run --quick` skips them)")
+    scalability_fractions: list[float] = Field([0.01, 0.05], description="smaller forget fractions to unlearn "
+                                               "besides data.forget_fraction (people nested in the forget split)")
+    sustainability_requests: int = Field(4, ge=1, description="sequential forget requests the forget split is cut into")
+    mia_k: float = Field(0.2, gt=0, le=1, description="share of lowest-probability tokens for Min-K% / Min-K%++")
+    privleak_k: float = Field(0.4, gt=0, le=1, description="Min-K% share behind PrivLeak (MUSE uses 0.4)")
+    verbmem_prefix_words: int = Field(8, ge=1, description="biography words given as the VerbMem prompt")
+
+    @field_validator("scalability_fractions")
+    @classmethod
+    def _fractions_open_interval(cls, v: list[float]) -> list[float]:
+        bad = [f for f in v if not 0 < f < 1]
+        if bad:
+            raise ValueError(f"scalability_fractions must lie in (0, 1), got {bad}; e.g. [0.01, 0.05]")
+        return v
+
+
 class RunConfig(BaseModel):
     """Everything `obliviate run` needs: benchmark, target model, training, methods."""
 
@@ -52,6 +73,7 @@ class RunConfig(BaseModel):
     method_args: dict[str, dict] = Field(default_factory=dict,
                                          description="per-method settings, e.g. {gradient_difference: {lr: 1e-4}}")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None uses all cores")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation coverage and settings")
 
     @field_validator("name")
     @classmethod

@@ -11,6 +11,7 @@ so a second run reuses the trained target and gold models.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 
 from obliviate.config import RunConfig, config_hash, config_to_dict
 from obliviate.data import Benchmark, build_benchmark
+from obliviate.data.benchmark import GENERATOR_VERSION
 from obliviate.io import atomic_dir, atomic_write_text
 from obliviate.models.hf import HFLanguageModel
 from obliviate.runtime import environment
@@ -28,11 +30,11 @@ def run_dir(cfg: RunConfig) -> Path:
 
 
 def data_dir(cfg: RunConfig) -> Path:
-    return run_dir(cfg) / "cache" / f"data-{config_hash(cfg.data)}"
+    return run_dir(cfg) / "cache" / f"data-{config_hash({'data': cfg.data, 'generator': GENERATOR_VERSION})}"
 
 
 def models_dir(cfg: RunConfig) -> Path:
-    key = config_hash({"data": cfg.data, "model": cfg.model, "train": cfg.train, "seed": cfg.seed})
+    key = config_hash({"data": data_dir(cfg).name, "model": cfg.model, "train": cfg.train, "seed": cfg.seed})
     return run_dir(cfg) / "cache" / f"models-{key}"
 
 
@@ -100,6 +102,51 @@ def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: 
     return {name: results[name] for name in models}
 
 
+def _curve_job(cfg_json: dict, name: str, kind: str, gold: dict) -> list[dict]:
+    """One method's scalability or sustainability curve (runs in a worker process)."""
+    from obliviate.data.benchmark import forget_people
+    from obliviate.evals import curves
+    from obliviate.methods import METHODS
+
+    torch.set_num_threads(1)
+    cfg = RunConfig(**cfg_json)
+    bench, target = Benchmark.load(data_dir(cfg)), HFLanguageModel.load(models_dir(cfg) / "target", name="target")
+    method = METHODS.get(name)(cfg.method_config(name))
+    unlearn = lambda model, sub: method.unlearn(model, sub, seed=cfg.seed)  # noqa: E731
+    if kind == "sustainability":
+        return curves.sustainability(unlearn, target, bench, cfg.eval.sustainability_requests, gold)
+    subsets = {f: forget_people(cfg.data, f) for f in cfg.eval.scalability_fractions
+               if f < cfg.data.forget_fraction}
+    return curves.scalability(unlearn, target, bench, subsets, gold)
+
+
+def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> tuple[dict, dict]:
+    """MUSE scalability and sustainability for every method, two jobs at a time.
+
+    The scalability point at data.forget_fraction is the main result itself, so it is not rerun.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_all_start_methods, get_context
+
+    from obliviate.evals.curves import gold_ratio_table
+
+    gold = gold_ratio_table(bench, results["gold"]["forget_truth_ratio"].per_example)
+    jobs = [(name, kind) for name in cfg.methods for kind in ("scalability", "sustainability")]
+    args = [(config_to_dict(cfg), name, kind, gold) for name, kind in jobs]
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    workers = max(1, min(len(jobs), cfg.threads or os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+        curves = dict(zip(jobs, pool.map(_curve_job, *zip(*args))))
+    keys = ("forget_acc", "retain_acc", "world_acc", "forget_rouge", "forget_quality")
+    main_point = lambda name: {"fraction": cfg.data.forget_fraction, "people": len(bench.people("forget")),  # noqa
+                               **{k: results[name][k].value for k in keys}}
+    scal = {"fractions": sorted({*cfg.eval.scalability_fractions, cfg.data.forget_fraction}),
+            "methods": {n: [*curves[(n, "scalability")], main_point(n)] for n in cfg.methods}}
+    sust = {"requests": cfg.eval.sustainability_requests,
+            "methods": {n: curves[(n, "sustainability")] for n in cfg.methods}}
+    return scal, sust
+
+
 def run(cfg: RunConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -117,8 +164,13 @@ def run(cfg: RunConfig) -> dict:
     samples: dict = {}
     results = evaluate_all(models, bench, samples)
     timings["evaluation"] = time.perf_counter() - t
+    extra = {}
+    if cfg.eval.curves and cfg.methods:
+        t = time.perf_counter()
+        extra["scalability"], extra["sustainability"] = stage_curves(cfg, bench, results)
+        timings["curves"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
-    report = build_report(cfg, bench, results, facts, timings, samples)
+    report = build_report(cfg, bench, results, facts, timings, samples) | extra
     write_report(report, run_dir(cfg) / "report.json")
     return report
 

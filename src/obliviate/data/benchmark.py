@@ -19,6 +19,8 @@ from obliviate.data.world import world_facts
 from obliviate.io import atomic_write_text
 
 QA_SPLITS = ("forget", "retain", "holdout", "world", "neighbours")
+# Bump when the generator's output changes for the same config: cached artefacts are keyed by it.
+GENERATOR_VERSION = 1
 
 
 class DataConfig(BaseModel):
@@ -86,6 +88,15 @@ class Benchmark:
                 texts += [r["paraphrased_answer"], *r["perturbed_answers"]]
         return texts
 
+    def restrict_forget(self, people: set[str]) -> "Benchmark":
+        """The same benchmark with only `people` in the forget split (a smaller forget request)."""
+        unknown = people - set(self.people("forget"))
+        if unknown:
+            raise KeyError(f"not in the forget split: {', '.join(sorted(unknown))}")
+        forget = [r for r in self.forget if r["person"] in people]
+        bios = [b for b in self.bios if b["split"] != "forget" or b["person"] in people]
+        return Benchmark(forget, self.retain, self.holdout, self.world, self.neighbours, bios)
+
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -103,6 +114,11 @@ class Benchmark:
         rows = {n: [json.loads(line) for line in (directory / f"{n}.jsonl").read_text().splitlines() if line]
                 for n in (*QA_SPLITS, "bios")}
         return cls(**rows)
+
+
+def forget_people(cfg: DataConfig, fraction: float) -> set[str]:
+    """The forget people at another forget fraction; smaller fractions nest in larger ones."""
+    return set(build_benchmark(cfg.model_copy(update={"forget_fraction": fraction})).people("forget"))
 
 
 def build_benchmark(cfg: DataConfig) -> Benchmark:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -20,25 +21,26 @@ def encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers:
                 ) -> list[tuple[list[int], list[int]]]:
     """(ids, labels) per pair for bos+prompt+answer+eos, prompt positions masked in the labels.
 
-    Prompt and answer are tokenized separately so the answer's tokens do not depend on the prompt.
+    Prompt and answer are tokenized separately so the answer's tokens do not depend on the prompt;
+    each side is tokenized in one batched call.
     """
-    rows = []
-    for p, a in zip(prompts, answers, strict=True):
-        p_ids = [tokenizer.bos_token_id] + tokenizer.encode(p, add_special_tokens=False)
-        a_ids = tokenizer.encode(a, add_special_tokens=False) + [tokenizer.eos_token_id]
-        rows.append((p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids))
-    return rows
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+    if not prompts:
+        return []
+    p_all = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    a_all = tokenizer(list(answers), add_special_tokens=False)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return [([bos, *p, *a, eos], [IGNORE] * (len(p) + 1) + [*a, eos]) for p, a in zip(p_all, a_all)]
 
 
 def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded ids, attention mask and labels."""
     width = max(len(r) for r, _ in rows)
-    ids = torch.full((len(rows), width), pad_id)
-    lab = torch.full((len(rows), width), IGNORE)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (r, l) in enumerate(rows):
-        ids[i, : len(r)], lab[i, : len(l)], mask[i, : len(r)] = torch.tensor(r), torch.tensor(l), 1
+    ids = torch.tensor([r + [pad_id] * (width - len(r)) for r, _ in rows])
+    lab = torch.tensor([l + [IGNORE] * (width - len(l)) for _, l in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in rows])
     return ids, mask, lab
 
 
@@ -86,15 +88,27 @@ class HFLanguageModel:
     def _batches(self, n: int):
         return (slice(i, i + self.batch_size) for i in range(0, n, self.batch_size))
 
+    def scoring_batches(self, prompts: list[str], answers: list[str]
+                        ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(original indices, ids, mask, labels) batches for scoring answers, eos not labelled.
+
+        Tokenizes everything in one call and batches pairs of similar length, so little compute
+        goes to padding; callers put results back in order with the indices.
+        """
+        rows = encode_rows(self.tokenizer, prompts, answers)
+        rows = [(ids, labels[:-1] + [IGNORE]) for ids, labels in rows]  # score answers, not the eos
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield (idx, *pad_rows([rows[i] for i in idx], self.tokenizer.pad_token_id))
+
     @torch.no_grad()
     def log_probs(self, prompts: list[str], answers: list[str]) -> list[torch.Tensor]:
-        out = []
-        for s in self._batches(len(prompts)):
-            # Score the answer tokens only: drop the eos label appended for training.
-            ids, mask, labels = encode_pairs(self.tokenizer, prompts[s], answers[s])
-            labels[labels == self.tokenizer.eos_token_id] = IGNORE
+        out: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
+        for idx, ids, mask, labels in self.scoring_batches(prompts, answers):
             lp, valid = token_log_probs(self.model, ids, mask, labels)
-            out += [row[v.bool()] for row, v in zip(lp, valid)]
+            for i, row, v in zip(idx, lp, valid.bool()):
+                out[i] = row[v]
         return out
 
     @torch.no_grad()
