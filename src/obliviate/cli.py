@@ -108,6 +108,39 @@ def unlearn(method: str = typer.Option(..., "--method", "-m", help="registered m
     console.print(f"{method}: {method_dir(cfg, method)}  ({facts['seconds']} s)")
 
 
+@command()
+def sweep(method: str = typer.Option(..., "--method", "-m", help="registered method name"),
+          grid: Optional[list[str]] = typer.Option(None, "--grid", "-g",
+                                                   help="key=v1,v2 of the method's settings (repeatable)"),
+          search: str = typer.Option("grid", help="grid (every combination) or optuna (multi-objective search)"),
+          trials: int = typer.Option(8, min=1, help="points of an optuna search"),
+          config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Vary a method's strength; print forget quality vs model utility with the Pareto front.
+
+    Example: obliviate sweep --method gradient_difference --grid steps=20,40,80 --grid lr=1e-3,2e-3
+    """
+    from rich.table import Table
+
+    from obliviate.pipeline import run_dir
+    from obliviate.sweep import attach_to_report, parse_grid, run_sweep
+
+    cfg = _load(config, [*(set_ or []), f"methods=[{method}]"])
+    result = run_sweep(cfg, method, parse_grid(grid or [], cfg, method) or None, search, trials)
+    table = Table(title=f"sweep: {method} (* = Pareto front)")
+    for header in ("settings", "forget quality ↑", "model utility ↑", ""):
+        table.add_column(header, justify="right" if header.startswith(("forget", "model")) else "left")
+    for p in result["points"]:
+        table.add_row(", ".join(f"{k}={v:g}" for k, v in p["params"].items()), f"{p['forget_quality']:.2g}",
+                      f"{p['model_utility']:.3f}", "*" if p["pareto"] else "")
+    console.print(table)
+    report = attach_to_report(run_dir(cfg), result)
+    if report is not None:
+        from obliviate.evals.report import write_html
+
+        write_html(report, run_dir(cfg) / "report.html")
+    console.print(f"sweep: {run_dir(cfg) / f'sweep-{method}.json'}")
+
+
 @command("eval")
 def eval_(model: Path = typer.Option(..., "--model", help="a saved Hugging Face model directory"),
           config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
@@ -128,6 +161,18 @@ def eval_(model: Path = typer.Option(..., "--model", help="a saved Hugging Face 
     models = stage_models(cfg, bench) | {name: HFLanguageModel.load(model, name=name)}
     results = evaluate_all(models, bench)
     print_table({"models": {n: {k: m.value for k, m in r.items()} for n, r in results.items()}}, console)
+
+
+@command()
+def report(run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
+                                          help="a run directory holding report.json, e.g. runs/tiny")) -> None:
+    """(Re)write RUN_DIR/report.html from RUN_DIR/report.json: tables, plots, glossary, in one offline file.
+
+    Example: obliviate report runs/tiny
+    """
+    from obliviate.evals.report import write_run_html
+
+    console.print(f"report: {write_run_html(run_dir)}")
 
 
 if __name__ == "__main__":

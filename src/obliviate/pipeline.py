@@ -20,6 +20,7 @@ import torch
 from obliviate.config import RunConfig, config_hash, config_to_dict
 from obliviate.data import Benchmark, build_benchmark
 from obliviate.data.benchmark import GENERATOR_VERSION
+from obliviate.evals.report import write_html
 from obliviate.io import atomic_dir, atomic_write_text
 from obliviate.models.hf import HFLanguageModel
 from obliviate.runtime import environment
@@ -172,6 +173,7 @@ def run(cfg: RunConfig) -> dict:
     timings["total"] = time.perf_counter() - start
     report = build_report(cfg, bench, results, facts, timings, samples) | extra
     write_report(report, run_dir(cfg) / "report.json")
+    write_html(report, run_dir(cfg) / "report.html")
     return report
 
 
