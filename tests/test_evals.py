@@ -25,6 +25,8 @@ class FakeLM:
 
     def log_probs(self, prompts, answers):
         self.log_prob_calls += 1
+        if all(p == "" for p in prompts):  # plain-text scoring (membership inference, perplexity)
+            return [torch.tensor(self.default or [-1.0]) for _ in answers]
         assert all(p.startswith("Question: ") and p.endswith("\nAnswer:") for p in prompts)
         assert all(a.startswith(" ") for a in answers), "answers must go through format_answer"
         return [torch.tensor(self.token_log_probs.get(a[1:], self.default)) for a in answers]
@@ -177,7 +179,8 @@ def test_evaluate_reports_every_metric_and_raw_forget_ratios():
     lm = FakeLM(TR_LOG_PROBS, {"F1?": "A1", "R1?": "Bob", "W1?": "5"}, default=[-1.0])
     generations = {}
     results = evaluate(lm, suite_bench(), None, generations=generations)
-    assert {k for k, _, _ in METRIC_COLUMNS} - set(results) == {"forget_quality"}
+    # the two metrics measured against gold need gold's numbers
+    assert {k for k, _, _ in METRIC_COLUMNS} - set(results) == {"forget_quality", "priv_leak"}
     assert all(isinstance(m, MetricResult) and m.name == k for k, m in results.items())
     assert results["forget_acc"].value == pytest.approx(0.5)
     assert results["world_acc"].value == 0.0

@@ -15,9 +15,9 @@ METRICS = {
     "world_acc": (True, "exact-match accuracy of greedy answers on world"),
     "forget_quality": (True, "KS-test p-value of forget truth ratios vs gold"),
     "model_utility": (True, "harmonic mean of retain and world scores"),
-    "priv_leak": (None, "MUSE PrivLeak: membership-inference AUC gap vs gold, in %"),
+    "mia_min_k_pp_auc": (None, "ROC AUC of the Min-K%++ membership attack, forget vs holdout"),
 }
-ROWS = {  # forget_acc, retain_acc, world_acc, forget_quality, model_utility, priv_leak
+ROWS = {  # forget_acc, retain_acc, world_acc, forget_quality, model_utility, mia_min_k_pp_auc
     "target": (1.0, 0.99, 1.0, 1e-13, 0.95, 80.0),
     "gold": (0.02, 0.97, 1.0, 1.0, 0.94, 0.0),
     "gradient_ascent": (0.0, 0.07, 0.31, None, 0.2, -12.0),
@@ -40,7 +40,7 @@ def synthetic_report(sections: bool) -> dict:
         "metrics": {k: {"higher_is_better": b, "description": d} for k, (b, d) in METRICS.items()},
         "models": {name: dict(zip(METRICS, row)) for name, row in ROWS.items()},
         "unavailable": {"gradient_ascent": {"forget_quality": "gold truth ratios missing"},
-                        "gradient_difference": {"priv_leak": "needs hidden states; this guard is black-box"}},
+                        "gradient_difference": {"mia_min_k_pp_auc": "needs token_stats; this guard is black-box"}},
     }
     if sections:
         report["scalability"] = {"fractions": [0.01, 0.05, 0.1], "methods": {
@@ -67,7 +67,7 @@ def test_page_is_self_contained_and_complete(pages, sections):
     assert "http://" not in page and "https://" not in page
     assert re.search(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)
     assert 'title="gold truth ratios missing">n/a' in page  # a None in the summary table: tooltip + footnote
-    assert "gradient_difference · priv_leak is n/a (not in the table): needs hidden states" in page
+    assert "gradient_difference · mia_min_k_pp_auc is n/a (not in the table): needs token_stats" in page
     for name in ROWS:
         assert name in page
     for key, (_, description) in METRICS.items():

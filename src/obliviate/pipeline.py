@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from obliviate.config import RunConfig, config_hash, config_to_dict
+from obliviate.config import EvalConfig, RunConfig, config_hash, config_to_dict
 from obliviate.data import Benchmark, build_benchmark
 from obliviate.data.benchmark import GENERATOR_VERSION
 from obliviate.evals.report import write_html
@@ -80,22 +80,30 @@ def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Ben
     return model, facts
 
 
-def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: dict | None = None
-                 ) -> dict[str, dict]:
-    """Evaluate every model; gold first, as its forget-set truth ratios are the forget-quality reference.
+def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: dict | None = None,
+                 settings: EvalConfig | None = None) -> dict[str, dict]:
+    """Evaluate every model. Gold goes first: its forget-set truth ratios are the forget-quality
+    reference, its Min-K% AUC the PrivLeak reference, and gold itself the reference model of the
+    reference-based membership attack.
 
     `samples`, when given, receives each model's first greedy answers on the forget split.
     """
     from obliviate.evals import evaluate
+    from obliviate.evals.mia import privleak_metric
     from obliviate.evals.suite import forget_quality_metric
 
-    results, generations = {}, {}
-    results["gold"] = evaluate(models["gold"], bench, None, generations.setdefault("gold", {}))
-    gold_ratios = results["gold"]["forget_truth_ratio"].per_example
-    results["gold"]["forget_quality"] = forget_quality_metric(gold_ratios, gold_ratios)
+    s = settings or EvalConfig()
+    knobs = {"mia_k": s.mia_k, "privleak_k": s.privleak_k, "verbmem_prefix_words": s.verbmem_prefix_words}
+    gold_lm, generations = models["gold"], {}
+    gold = evaluate(gold_lm, bench, None, generations.setdefault("gold", {}), reference=gold_lm, **knobs)
+    gold_ratios, gold_auc = gold["forget_truth_ratio"].per_example, gold["privleak_auc"].value
+    gold["forget_quality"] = forget_quality_metric(gold_ratios, gold_ratios)
+    gold["priv_leak"] = privleak_metric(gold_auc, gold_auc, s.privleak_k)
+    results = {"gold": gold}
     for name, lm in models.items():
         if name != "gold":
-            results[name] = evaluate(lm, bench, gold_ratios, generations.setdefault(name, {}))
+            results[name] = evaluate(lm, bench, gold_ratios, generations.setdefault(name, {}), reference=gold_lm,
+                                     gold_privleak_auc=gold_auc, **knobs)
     if samples is not None:
         for name in models:
             samples[name] = [{"question": r["question"], "answer": r["answer"], "generated": g}
@@ -163,7 +171,7 @@ def run(cfg: RunConfig) -> dict:
         timings[f"unlearn:{name}"] = time.perf_counter() - t
     t = time.perf_counter()
     samples: dict = {}
-    results = evaluate_all(models, bench, samples)
+    results = evaluate_all(models, bench, samples, cfg.eval)
     timings["evaluation"] = time.perf_counter() - t
     extra = {}
     if cfg.eval.curves and cfg.methods:
@@ -191,6 +199,8 @@ def build_report(cfg: RunConfig, bench: Benchmark, results: dict[str, dict], fac
         "metrics": {k: {"higher_is_better": m.higher_is_better, "description": m.description}
                     for k, m in first.items()},
         "models": {name: {k: m.value for k, m in res.items()} for name, res in results.items()},
+        "unavailable": {name: {k: m.description.removeprefix("n/a: ") for k, m in res.items() if m.value is None}
+                        for name, res in results.items()},
         "per_example": {name: {k: m.per_example for k, m in res.items()} for name, res in results.items()},
         "unlearning": facts,
         "forget_samples": samples,

@@ -14,11 +14,11 @@ class MetricResult:
     """
 
     name: str
-    value: float
+    value: float | None  # None: not measurable for this model; the description says why
     per_example: list[float]
     higher_is_better: bool | None
     description: str
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": float(self.value), "per_example": [float(x) for x in self.per_example],
+        return {"name": self.name, "value": None if self.value is None else float(self.value), "per_example": [float(x) for x in self.per_example],
                 "higher_is_better": self.higher_is_better, "description": self.description}

@@ -29,6 +29,9 @@ METRIC_COLUMNS: list[tuple[str, str, bool | None]] = [
     ("forget_nll", "forget nll", None),
     ("forget_truth_ratio", "forget TR", None),
     ("forget_quality", "forget quality", True),
+    ("verbmem_forget", "VerbMem forget", False),
+    ("priv_leak", "PrivLeak %", None),
+    ("model_utility", "model utility", True),
 ]
 
 
@@ -39,21 +42,28 @@ def forget_quality_metric(candidate_ratios: list[float], gold_ratios: list[float
 
 
 def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float] | None = None,
-             generations: dict[str, list[str]] | None = None) -> dict[str, MetricResult]:
+             generations: dict[str, list[str]] | None = None, reference: LanguageModel | None = None,
+             gold_privleak_auc: float | None = None, mia_k: float = 0.2, privleak_k: float = 0.4,
+             verbmem_prefix_words: int = 8) -> dict[str, MetricResult]:
     """Every metric of the suite for one model, keyed by name (splits without records are skipped).
 
     `forget_truth_ratio.per_example` holds the raw truth ratios R (its value is the TOFU summary
     mean(min(R, 1/R))): evaluate gold first and pass that list as `gold_forget_ratios` to get
-    `forget_quality` for every other model; without it, `forget_quality` is omitted.
+    `forget_quality`, gold as `reference` for the reference-based membership attack, and gold's
+    `privleak_auc` value as `gold_privleak_auc` to get MUSE's PrivLeak. A metric the model cannot
+    support is present with value None and the reason in its description ("n/a: ...").
     Pass a dict as `generations` to receive each split's greedy answers (for report examples).
     """
+    from obliviate.evals.mia import mia_suite, privleak_metric
+    from obliviate.evals.muse import verbmem
+    from obliviate.evals.utility import degenerate_share, model_utility, world_perplexity
+
     results: dict[str, MetricResult] = {}
+    generations = {} if generations is None else generations
     for split in QA_EVAL_SPLITS:
         if bench.split(split):
-            split_results, generated = qa_metrics(lm, bench.split(split), split)
+            split_results, generations[split] = qa_metrics(lm, bench.split(split), split)
             results.update(split_results)
-            if generations is not None:
-                generations[split] = generated
     if "forget_nll" in results:  # P(a|q) = exp(-NLL): the same scores, no second forward pass
         prob = [math.exp(-x) for x in results["forget_nll"].per_example]
         results["forget_prob"] = MetricResult("forget_prob", sum(prob) / len(prob), prob, None,
@@ -68,4 +78,18 @@ def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float
     if gold_forget_ratios is not None and "forget_truth_ratio" in results:
         results["forget_quality"] = forget_quality_metric(results["forget_truth_ratio"].per_example,
                                                           gold_forget_ratios)
+    results["verbmem_forget"] = verbmem(lm, bench, "forget", verbmem_prefix_words)
+    mia, unavailable = mia_suite(lm, bench, reference, mia_k, privleak_k)
+    results.update(mia)
+    for name, reason in unavailable.items():
+        results[name] = MetricResult(name, None, [], None, f"n/a: {reason}")
+    if gold_privleak_auc is not None and results.get("privleak_auc") and results["privleak_auc"].value is not None:
+        results["priv_leak"] = privleak_metric(results["privleak_auc"].value, gold_privleak_auc, privleak_k)
+    if bench.retain and bench.world:
+        results["model_utility"] = model_utility(
+            lm, bench, {s: results[f"{s}_rouge"].value for s in ("retain", "world")},
+            results["retain_truth_ratio"].per_example)
+    if bench.world:
+        results["world_perplexity"] = world_perplexity(lm, bench)
+    results["degenerate_share"] = degenerate_share(generations.get("retain", []) + generations.get("world", []))
     return results

@@ -56,13 +56,38 @@ def token_log_probs(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tenso
     The vocabulary projection runs only at labelled positions: answers are a few tokens of each
     sequence, so this skips most of the output layer's work in training and scoring.
     """
-    target = labels[:, 1:]
-    valid = target != IGNORE
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-    logits = model.get_output_embeddings()(hidden[valid]).float()
+    target, valid, logits = _labelled_logits(model, ids, mask, labels)
     picked = torch.log_softmax(logits, -1).gather(-1, target[valid].unsqueeze(-1)).squeeze(-1)
     lp = torch.zeros(valid.shape, dtype=picked.dtype, device=picked.device).masked_scatter(valid, picked)
     return lp, valid.float()
+
+
+def _labelled_logits(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(next-token targets, mask of labelled positions, float logits at those positions only)."""
+    target = labels[:, 1:]
+    valid = target != IGNORE
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    return target, valid, model.get_output_embeddings()(hidden[valid]).float()
+
+
+def token_distribution_stats(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Min-K%++ statistics at the labelled positions, flattened in row-major order (batch, then time).
+
+    Returns (log p of the label token, mu, sigma, 0/1 valid mask of shape (batch, width - 1)), where
+    mu_t = E_{z~p_t}[log p_t(z)] and sigma_t = sqrt(E_{z~p_t}[(log p_t(z) - mu_t)^2]) under the
+    model's own next-token distribution p_t (Zhang et al. 2024, arXiv 2404.02936). The variance is
+    computed centred, which equals E[(log p)^2] - mu^2 without its cancellation error.
+    """
+    target, valid, logits = _labelled_logits(model, ids, mask, labels)
+    logp = torch.log_softmax(logits, -1)
+    p = logp.exp()
+    picked = logp.gather(-1, target[valid].unsqueeze(-1)).squeeze(-1)
+    # p = 0 only where log p = -inf (a -inf logit): those tokens add nothing, not 0 * inf = nan.
+    mu = torch.where(p > 0, p * logp, 0.0).sum(-1)
+    var = torch.where(p > 0, p * (logp - mu.unsqueeze(-1)).square(), 0.0).sum(-1)
+    return picked, mu, var.sqrt(), valid
 
 
 class HFLanguageModel:
@@ -109,6 +134,24 @@ class HFLanguageModel:
             lp, valid = token_log_probs(self.model, ids, mask, labels)
             for i, row, v in zip(idx, lp, valid.bool()):
                 out[i] = row[v]
+        return out
+
+    @torch.no_grad()
+    def token_stats(self, prompts: list[str], answers: list[str]
+                    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per pair, (log p of each answer token, mu, sigma) at the same positions as `log_probs`.
+
+        mu and sigma are the mean and standard deviation of log p(z) for z drawn from the model's
+        next-token distribution at that position: the Min-K%++ normalisers (arXiv 2404.02936).
+        One forward pass per batch, no per-token loop; `lp` equals `log_probs`'s output.
+        """
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = [(torch.empty(0),) * 3] * len(prompts)
+        for idx, ids, mask, labels in self.scoring_batches(prompts, answers):
+            lp, mu, sigma, valid = token_distribution_stats(self.model, ids, mask, labels)
+            # Stats are flattened row by row over labelled positions: split them back per row.
+            counts = valid.sum(1).tolist()
+            for i, a, b, c in zip(idx, lp.split(counts), mu.split(counts), sigma.split(counts)):
+                out[i] = (a, b, c)
         return out
 
     @torch.no_grad()

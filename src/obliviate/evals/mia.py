@@ -1,0 +1,200 @@
+"""Membership inference: can an attacker still tell the forget set (members) from the holdout set?
+
+Each attack turns a text's per-token log-probabilities into a score, **higher = more likely a
+member** (trained on), and the AUC of separating forget (members, label 1) from holdout
+(non-members, label 0) by that score is the metric: 0.5 = no signal, 1.0 = every forget text looks
+trained on. A perfect unlearner looks like the gold model (retrained without the forget set), whose
+AUC is near 0.5 here because forget and holdout people are drawn alike — so every AUC is reported
+"closer to gold is better" (`higher_is_better=None`): an AUC far *below* gold's is over-unlearning,
+itself a membership signal (Hayes et al. 2024, "Inexact unlearning needs more careful evaluations").
+
+Attacks (signs flipped where the paper's statistic is lower-for-members, so all read the same way):
+
+- LOSS (Yeom et al. 2018): mean log p = -(mean NLL).
+- zlib (Carlini et al. 2021): -(mean NLL) / zlib-compressed length in bytes (REFERENCE: NLL / zlib).
+- Min-K% (Shi et al. 2024, arXiv 2310.16789): mean log p of the k% least likely tokens.
+- Min-K%++ (Zhang et al. 2024, arXiv 2404.02936): mean of the bottom-k% z_t = (log p_t - mu_t) / sigma_t,
+  mu_t / sigma_t the mean / std of log p under the model's own next-token distribution; needs
+  `lm.token_stats` (white-box), "n/a" otherwise.
+- Reference (Carlini et al. 2021): NLL_reference - NLL_candidate (how much easier the candidate
+  finds the text than a reference model that never saw it).
+
+PrivLeak (MUSE, Shi et al. 2024, arXiv 2407.06460) compares Min-K% (k = 40 %) AUCs with gold's.
+
+    results, unavailable = mia_suite(lm, bench, reference=None)
+    results["mia_min_k_auc"].value, unavailable.get("mia_min_k_pp_auc")
+    privleak_metric(results["privleak_auc"].value, gold_results["privleak_auc"].value)
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+from sklearn.metrics import roc_auc_score
+
+from obliviate.data import Benchmark, format_answer, format_prompt
+from obliviate.evals.metric import MetricResult
+from obliviate.models.protocol import LanguageModel
+
+PRIVLEAK_K = 0.4  # MUSE's Min-K% ratio for PrivLeak
+SIGMA_FLOOR = 1e-3  # Min-K%++: a near-deterministic next-token distribution (variance < 1e-6, as open-unlearning)
+
+MIA_KEYS = ("mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_min_k_pp_auc", "mia_reference_auc",
+            "privleak_auc")
+
+
+def mia_texts(bench: Benchmark, split: str) -> list[str]:
+    """One text per QA record of `split`: `format_prompt(question) + format_answer(answer)`.
+
+    Scored as `lm.log_probs([""] * n, texts)`, i.e. every token after bos (question and answer).
+    Per-QA samples, not biographies: on the default benchmark they give 100 forget vs 200 holdout
+    samples, where biographies would give only 10 vs 20 — too few for a stable AUC.
+    """
+    return [format_prompt(r["question"]) + format_answer(r["answer"]) for r in bench.split(split)]
+
+
+def text_log_probs(lm: LanguageModel, texts: list[str]) -> list[torch.Tensor]:
+    """Per text, the log-probabilities of all its tokens after bos (eos excluded)."""
+    return lm.log_probs([""] * len(texts), texts)
+
+
+def loss_score(lp: torch.Tensor) -> float:
+    """LOSS attack: mean token log p = -(mean NLL). Higher = member."""
+    _nonempty(lp)
+    return lp.double().mean().item()
+
+
+def zlib_score(lp: torch.Tensor, text: str) -> float:
+    """zlib attack: -(mean NLL) / len(zlib.compress(text as UTF-8)). Higher = member.
+
+    REFERENCE's statistic is mean NLL / zlib length (lower = member); obliviate negates it so that
+    every attack score points the same way. The zlib length discounts texts that are merely easy.
+    """
+    _nonempty(lp)
+    return lp.double().mean().item() / len(zlib.compress(text.encode("utf-8")))
+
+
+def _k_count(n: int, k: float) -> int:
+    if not 0 < k <= 1:
+        raise ValueError(f"k must be in (0, 1], got {k!r}; e.g. 0.2 (default) or 0.4 (MUSE)")
+    return max(1, int(n * k))  # floor, as the Min-K% code does, but never zero tokens
+
+
+def min_k_score(lp: torch.Tensor, k: float = 0.2) -> float:
+    """Min-K%: mean log p of the max(1, floor(k * n)) least likely tokens. Higher = member.
+
+    (REFERENCE states it as the mean of -log p over those tokens, lower = member: same ranking.)
+    """
+    _nonempty(lp)
+    return torch.sort(lp.double()).values[: _k_count(len(lp), k)].mean().item()
+
+
+def min_k_plus_plus_score(lp: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, k: float = 0.2) -> float:
+    """Min-K%++: mean of the bottom max(1, floor(k * n)) z_t = (lp_t - mu_t) / sigma_t. Higher = member.
+
+    sigma is floored at 1e-3 (a point-mass next-token distribution would divide by zero), the same
+    guard as open-unlearning's variance floor of 1e-6.
+    """
+    _nonempty(lp)
+    if not len(lp) == len(mu) == len(sigma):
+        raise ValueError(f"lp, mu and sigma differ in length: {len(lp)}, {len(mu)}, {len(sigma)}")
+    z = (lp.double() - mu.double()) / sigma.double().clamp_min(SIGMA_FLOOR)
+    return torch.sort(z).values[: _k_count(len(z), k)].mean().item()
+
+
+def _nonempty(lp: torch.Tensor) -> None:
+    if lp.numel() == 0:
+        raise ValueError("cannot score a text with no tokens")
+
+
+def auc(member_scores: list[float], nonmember_scores: list[float]) -> float:
+    """ROC AUC of telling members (label 1) from non-members (label 0) by score (higher = member)."""
+    if not member_scores or not nonmember_scores:
+        raise ValueError(f"auc needs members and non-members; got {len(member_scores)} and {len(nonmember_scores)}")
+    labels = [1] * len(member_scores) + [0] * len(nonmember_scores)
+    return float(roc_auc_score(labels, [*member_scores, *nonmember_scores]))
+
+
+def _auc_metric(name: str, members: list[float], nonmembers: list[float], what: str) -> MetricResult:
+    return MetricResult(
+        name, auc(members, nonmembers), [*members, *nonmembers], None,
+        f"membership-inference AUC, forget (members) vs holdout (non-members), by {what}; per_example: "
+        f"{len(members)} forget then {len(nonmembers)} holdout scores (higher = member); closer to gold is better")
+
+
+def mia_suite(lm: LanguageModel, bench: Benchmark, reference: LanguageModel | None = None, k: float = 0.2,
+              privleak_k: float = PRIVLEAK_K) -> tuple[dict[str, MetricResult], dict[str, str]]:
+    """Every membership-inference AUC for `lm`, and why any is unavailable: (results, unavailable).
+
+    Keys (all `higher_is_better=None`: closer to the gold model's AUC is better):
+    `mia_loss_auc`, `mia_zlib_auc`, `mia_min_k_auc` (Min-K% at `k`), `mia_min_k_pp_auc` (only if
+    `lm` has `token_stats`), `mia_reference_auc` (only with `reference`) and `privleak_auc`
+    (Min-K% at `privleak_k`, MUSE's 0.4: the input of `privleak_metric`). A missing key is in `unavailable`
+    with the reason, for the report to show "n/a". One scoring pass per model.
+    """
+    members, nonmembers = mia_texts(bench, "forget"), mia_texts(bench, "holdout")
+    if not members or not nonmembers:
+        empty = "forget" if not members else "holdout"
+        return {}, {key: f"the {empty} split is empty; membership inference needs forget and holdout records"
+                    for key in MIA_KEYS}
+    texts = [*members, *nonmembers]
+    n = len(members)
+    unavailable: dict[str, str] = {}
+    stats = None
+    if hasattr(lm, "token_stats"):
+        stats = lm.token_stats([""] * len(texts), texts)  # carries lp too: no second pass
+        lps = [s[0] for s in stats]
+    else:
+        lps = text_log_probs(lm, texts)
+        unavailable["mia_min_k_pp_auc"] = (f"{lm.name} does not expose token_stats (a black-box model): "
+                                           "Min-K%++ needs the full next-token distribution")
+
+    def metric(name: str, scores: list[float], what: str) -> MetricResult:
+        return _auc_metric(name, scores[:n], scores[n:], what)
+
+    results = {
+        "mia_loss_auc": metric("mia_loss_auc", [loss_score(lp) for lp in lps], "LOSS (mean log p)"),
+        "mia_zlib_auc": metric("mia_zlib_auc", [zlib_score(lp, t) for lp, t in zip(lps, texts)],
+                               "zlib (-mean NLL / zlib bytes)"),
+        "mia_min_k_auc": metric("mia_min_k_auc", [min_k_score(lp, k) for lp in lps], f"Min-K% (k = {k:g})"),
+    }
+    if stats is not None:
+        results["mia_min_k_pp_auc"] = metric(
+            "mia_min_k_pp_auc", [min_k_plus_plus_score(*s, k=k) for s in stats], f"Min-K%++ (k = {k:g})")
+    if reference is not None:
+        ref = text_log_probs(reference, texts)
+        results["mia_reference_auc"] = metric(
+            "mia_reference_auc", [loss_score(a) - loss_score(b) for a, b in zip(lps, ref)],
+            f"reference attack (NLL under {reference.name} - NLL under {lm.name})")
+    else:
+        unavailable["mia_reference_auc"] = "no reference model given"
+    results["privleak_auc"] = metric(
+        "privleak_auc", [min_k_score(lp, privleak_k) for lp in lps], f"Min-K% (k = {privleak_k:g}, MUSE PrivLeak)")
+    return results, unavailable
+
+
+def priv_leak(auc_candidate: float, auc_gold: float) -> float:
+    """MUSE PrivLeak in percent: (AUC_candidate - AUC_gold) / AUC_gold * 100; about 0 is ideal.
+
+    obliviate's AUC is the conventional one (members = forget = positive class, higher score =
+    member), so **positive = the candidate leaks more membership than gold** (under-unlearning;
+    the target model is strongly positive) and **negative = less than gold** (over-unlearning:
+    the forget set now looks *less* familiar than never-seen text, itself a signal).
+
+    MUSE's paper orients its AUC the other way (AUC' = 1 - AUC) and reports
+    (AUC'_c - AUC'_g) / AUC'_g, so its signs are the reverse of ours (its target model scores
+    about -100) and magnitudes match only when gold's AUC is 0.5. open-unlearning's `privleak`
+    reproduces MUSE's (1 - AUC) form; its `rel_diff` (and earlier `privleak`) uses ours.
+    """
+    if not auc_gold > 0:
+        raise ValueError(f"gold AUC must be > 0 to compute PrivLeak, got {auc_gold!r}")
+    return (auc_candidate - auc_gold) / auc_gold * 100
+
+
+def privleak_metric(auc_candidate: float, auc_gold: float, k: float = PRIVLEAK_K) -> MetricResult:
+    """`priv_leak` from the candidate's and gold's Min-K% (k = 0.4) AUCs (`privleak_auc` of `mia_suite`)."""
+    return MetricResult("priv_leak", priv_leak(auc_candidate, auc_gold), [], None,
+                        f"MUSE PrivLeak %: (Min-K% k={k:g} AUC - gold's) / gold's x 100; positive = leaks "
+                        "membership (under-unlearning), negative = over-unlearning; ~0 is ideal "
+                        "(sign opposite to MUSE's paper)")
