@@ -1,10 +1,12 @@
-"""Does forget quality separate "knows the forget set" from "never saw it"? Measured on a preset.
+"""Do forget quality and PrivLeak separate "knows the forget set" from "never saw it"?
 
     python benchmarks/forget_quality_calibration.py [--config tiny] [--seeds 1 2]
 
 Forget quality is the KS p-value between a model's forget-set truth ratios and the gold model's.
 The target (trained on the forget set) should give p < 0.01; gold models retrained with other
-seeds (never trained on it) should give p >= 0.05. Reuses the run's cached target and gold.
+seeds (never trained on it) should give p >= 0.05. Likewise PrivLeak (Min-K% AUC relative to
+gold's, in %) should be clearly positive for the target and within ±5 of 0 for other golds, and
+gold's raw Min-K% AUC should be near 0.5. Reuses the run's cached target and gold.
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ def main() -> None:
     bench = stage_data(cfg)
     models = stage_models(cfg, bench)
     gold = evaluate(models["gold"], bench)
-    ratios = gold["forget_truth_ratio"].per_example
-    rows = {"target (seed %d)" % cfg.seed: evaluate(models["target"], bench, ratios)}
+    ratios, auc = gold["forget_truth_ratio"].per_example, gold["privleak_auc"].value
+    rows = {f"gold (seed {cfg.seed})": evaluate(models["gold"], bench, ratios, gold_privleak_auc=auc),
+            f"target (seed {cfg.seed})": evaluate(models["target"], bench, ratios, gold_privleak_auc=auc)}
     for seed in args.seeds:
         other = cfg.model_copy(update={"seed": seed})
-        rows[f"gold (seed {seed})"] = evaluate(stage_models(other, bench, ("gold",))["gold"], bench, ratios)
-    table = {name: {k: r[k].value for k in ("forget_acc", "retain_acc", "world_acc",
-                                                          "forget_truth_ratio", "forget_quality")}
+        rows[f"gold (seed {seed})"] = evaluate(stage_models(other, bench, ("gold",))["gold"], bench, ratios,
+                                               gold_privleak_auc=auc)
+    table = {name: {k: r[k].value for k in ("forget_acc", "retain_acc", "world_acc", "forget_truth_ratio",
+                                            "forget_quality", "mia_min_k_auc", "priv_leak", "verbmem_forget")}
              for name, r in rows.items()}
     print(f"forget quality vs gold (seed {cfg.seed}), {len(ratios)} forget questions")
     for name, row in table.items():

@@ -61,7 +61,21 @@ def test_gold_with_another_seed_is_indistinguishable(micro):
     bench = stage_data(other)
     gold2 = stage_models(other, bench, ("gold",))["gold"]
     gold_ratios = report["per_example"]["gold"]["forget_truth_ratio"]
-    assert evaluate(gold2, bench, gold_ratios)["forget_quality"].value >= 0.05
+    results = evaluate(gold2, bench, gold_ratios, gold_privleak_auc=report["models"]["gold"]["privleak_auc"])
+    assert results["forget_quality"].value >= 0.05
+    # micro has only 40 member vs 60 non-member texts, so an AUC moves by ~0.05 between seeds;
+    # the ±5 % bound is checked on tiny (tests/test_tiny_acceptance.py, calibration benchmark)
+    assert abs(results["priv_leak"].value) <= 15.0
+
+
+def test_membership_and_memorisation_sanity(micro):
+    _, report, _ = micro
+    target, gold = report["models"]["target"], report["models"]["gold"]
+    assert abs(gold["mia_min_k_auc"] - 0.5) <= 0.05  # gold saw neither forget nor holdout
+    assert target["priv_leak"] > 20  # the target leaks membership of what it was trained on
+    assert target["verbmem_forget"] >= 0.9 and target["verbmem_forget"] - gold["verbmem_forget"] >= 0.3
+    assert target["forget_rouge"] >= 0.9 and gold["forget_rouge"] <= 0.2  # KnowMem forget
+    assert 0 < target["model_utility"] <= 1 and report["unavailable"]["target"] == {}
 
 
 def test_scalability_and_sustainability_curves(micro):

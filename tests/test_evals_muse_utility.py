@@ -165,11 +165,16 @@ def test_model_utility_needs_retain_and_world():
 def test_world_perplexity_by_hand():
     bench = Benchmark(forget=[], retain=[], holdout=[], neighbours=[],
                       world=[qa("W1?", "4", "", [""]), qa("W2?", "Paris", "", [""])])
-    texts = {"Question: W1?\nAnswer: 4": [-1.0, -2.0, -3.0], "Question: W2?\nAnswer: Paris": [-0.5]}
-    m = world_perplexity(QAFake({}, texts), bench)
+
+    class AnswerFake(QAFake):
+        def log_probs(self, prompts, answers):
+            assert prompts == ["Question: W1?\nAnswer:", "Question: W2?\nAnswer:"]  # answers given questions
+            return [torch.tensor({" 4": [-1.0, -2.0, -3.0], " Paris": [-0.5]}[a]) for a in answers]
+
+    m = world_perplexity(AnswerFake({}), bench)
     # total NLL = 6 + 0.5 = 6.5 over 4 tokens: exp(1.625) = 5.078419
     assert m.value == pytest.approx(5.078419, abs=1e-6)
-    assert m.per_example == pytest.approx([math.exp(2.0), math.exp(0.5)])  # each text: exp(mean NLL)
+    assert m.per_example == pytest.approx([math.exp(2.0), math.exp(0.5)])  # each answer: exp(mean NLL)
     assert m.higher_is_better is False and m.name == "world_perplexity"
 
 

@@ -31,7 +31,16 @@ def test_forget_quality_separates_target_from_another_gold(tiny):
     bench = stage_data(other)
     gold2 = stage_models(other, bench, ("gold",))["gold"]
     ratios = report["per_example"]["gold"]["forget_truth_ratio"]
-    assert evaluate(gold2, bench, ratios)["forget_quality"].value >= 0.05
+    results = evaluate(gold2, bench, ratios, gold_privleak_auc=report["models"]["gold"]["privleak_auc"])
+    assert results["forget_quality"].value >= 0.05
+    assert abs(results["priv_leak"].value) <= 5.0
+
+
+def test_membership_sanity(tiny):
+    _, report = tiny
+    target, gold = report["models"]["target"], report["models"]["gold"]
+    assert abs(gold["mia_min_k_auc"] - 0.5) <= 0.05 and target["priv_leak"] > 20
+    assert target["verbmem_forget"] - gold["verbmem_forget"] >= 0.3
 
 
 def test_gradient_difference_forgets_and_keeps_world(tiny):

@@ -13,9 +13,9 @@ import math
 import re
 from collections import Counter
 
-from obliviate.data import Benchmark
+from obliviate.data import Benchmark, format_answer, format_prompt
 from obliviate.evals.metric import MetricResult
-from obliviate.evals.mia import mia_texts, text_log_probs
+
 from obliviate.evals.qa import qa_metrics
 from obliviate.evals.tofu import answer_probability, truth_ratio_score, truth_ratios
 from obliviate.models.protocol import LanguageModel
@@ -86,23 +86,24 @@ def model_utility(lm: LanguageModel, bench: Benchmark, rouge: dict[str, float] |
 
 
 def world_perplexity(lm: LanguageModel, bench: Benchmark) -> MetricResult:
-    """exp(total NLL / total tokens) over the world split's `Question: q / Answer: a` texts.
+    """exp(total NLL / total tokens) of the world split's answers given their questions.
 
-    Scored like membership texts (`mia_texts`): every token after bos. Lower is better: a model
-    whose general language broke has a high perplexity even on facts it was never asked to forget.
-    per_example: each text's own perplexity exp(mean NLL). Exponents are capped at 700 (no overflow).
+    Only answer tokens count: obliviate's models are trained on answers, never on question text,
+    so a question's tokens would measure nothing but noise. Lower is better: a model whose language
+    broke has a high perplexity even on facts it was never asked to forget. per_example: each
+    answer's own perplexity exp(mean NLL). Exponents are capped at 700 (no overflow).
     """
-    texts = mia_texts(bench, "world")
-    if not texts:
+    records = bench.world
+    if not records:
         raise ValueError("world_perplexity needs records in the world split; it has none")
-    lps = text_log_probs(lm, texts)
+    lps = lm.log_probs([format_prompt(r["question"]) for r in records], [format_answer(r["answer"]) for r in records])
     tokens = sum(len(lp) for lp in lps)
     if tokens == 0:
         raise ValueError("world_perplexity got no scored tokens")
     total_nll = -sum(lp.double().sum().item() for lp in lps)
     per_text = [math.exp(min(-lp.double().mean().item(), _MAX_EXP)) for lp in lps]
     return MetricResult("world_perplexity", math.exp(min(total_nll / tokens, _MAX_EXP)), per_text, False,
-                        "perplexity of world-fact question+answer text, exp(total NLL / tokens); "
+                        "perplexity of world-fact answers given their questions, exp(total NLL / tokens); "
                         "fluency, lower is better")
 
 
