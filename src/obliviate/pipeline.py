@@ -141,11 +141,19 @@ def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> 
 
     gold = gold_ratio_table(bench, results["gold"]["forget_truth_ratio"].per_example)
     jobs = [(name, kind) for name in cfg.methods for kind in ("scalability", "sustainability")]
-    args = [(config_to_dict(cfg), name, kind, gold) for name, kind in jobs]
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    workers = max(1, min(len(jobs), cfg.threads or os.cpu_count() or 1))
-    with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
-        curves = dict(zip(jobs, pool.map(_curve_job, *zip(*args))))
+    # A curve is cached like a model: keyed by the method's artefact and the evaluation settings.
+    paths = {(n, k): run_dir(cfg) / "cache" / f"curve-{k}-{method_dir(cfg, n).name}-{config_hash(cfg.eval)}.json"
+             for n, k in jobs}
+    curves = {job: json.loads(paths[job].read_text()) for job in jobs if paths[job].is_file()}
+    todo = [job for job in jobs if job not in curves]
+    if todo:
+        args = [(config_to_dict(cfg), name, kind, gold) for name, kind in todo]
+        method = "fork" if "fork" in get_all_start_methods() else "spawn"
+        workers = max(1, min(len(todo), cfg.threads or os.cpu_count() or 1))
+        with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+            for job, points in zip(todo, pool.map(_curve_job, *zip(*args))):
+                curves[job] = points
+                atomic_write_text(paths[job], json.dumps(points))
     keys = ("forget_acc", "retain_acc", "world_acc", "forget_rouge", "forget_quality")
     main_point = lambda name: {"fraction": cfg.data.forget_fraction, "people": len(bench.people("forget")),  # noqa
                                **{k: results[name][k].value for k in keys}}
