@@ -11,7 +11,6 @@ so a second run reuses the trained target and gold models.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from obliviate.data.benchmark import GENERATOR_VERSION
 from obliviate.evals.report import write_html
 from obliviate.io import atomic_dir, atomic_write_text
 from obliviate.models.hf import HFLanguageModel
+from obliviate.parallel import process_pool
 from obliviate.runtime import environment
 
 
@@ -134,9 +134,6 @@ def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> 
 
     The scalability point at data.forget_fraction is the main result itself, so it is not rerun.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_all_start_methods, get_context
-
     from obliviate.evals.curves import gold_ratio_table
 
     gold = gold_ratio_table(bench, results["gold"]["forget_truth_ratio"].per_example)
@@ -148,9 +145,7 @@ def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> 
     todo = [job for job in jobs if job not in curves]
     if todo:
         args = [(config_to_dict(cfg), name, kind, gold) for name, kind in todo]
-        method = "fork" if "fork" in get_all_start_methods() else "spawn"
-        workers = max(1, min(len(todo), cfg.threads or os.cpu_count() or 1))
-        with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+        with process_pool(len(todo), cfg.threads) as pool:
             for job, points in zip(todo, pool.map(_curve_job, *zip(*args))):
                 curves[job] = points
                 atomic_write_text(paths[job], json.dumps(points))

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import torch
@@ -24,6 +21,7 @@ from pydantic import ValidationError
 from obliviate.config import RunConfig, config_to_dict
 from obliviate.errors import ObliviateError
 from obliviate.io import atomic_write_text
+from obliviate.parallel import process_pool
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -77,9 +75,7 @@ def _point(cfg_json: dict, method: str, params: dict, gold_ratios: list[float]) 
 def _grid_points(cfg: RunConfig, method: str, grid: dict[str, list], gold_ratios: list[float]) -> list[dict]:
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     args = [(config_to_dict(cfg), method, p, gold_ratios) for p in combos]
-    workers = max(1, min(len(combos), cfg.threads or os.cpu_count() or 1))
-    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with process_pool(len(combos), cfg.threads) as pool:
         return list(pool.map(_point, *zip(*args)))
 
 

@@ -7,8 +7,6 @@ the ideal every unlearning method is measured against.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ from obliviate.io import atomic_dir
 from obliviate.models.hf import HFLanguageModel
 from obliviate.models.settings import TinyModelConfig, TrainConfig
 from obliviate.models.tokenizer import train_tokenizer
+from obliviate.parallel import process_pool
 
 ROLES = {"target": ("world", "forget", "retain"), "gold": ("world", "retain")}
 
@@ -58,11 +57,7 @@ def build_models(bench: Benchmark, bench_dir: Path, out_dir: Path, model_cfg: Ti
     args = [(r, str(bench_dir), str(tok_dir), str(out_dir / r), model_cfg.model_dump(), train_cfg.model_dump(),
              seed, max(1, cores // workers)) for r in missing]
     if workers > 1:
-        # fork (where there is one) does not re-run the caller's script, which spawn would do to a
-        # script without an `if __name__ == "__main__"` guard.
-        method = "fork" if "fork" in get_all_start_methods() else "spawn"
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the Rust pool must not be forked while in use
-        with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+        with process_pool(workers) as pool:
             list(pool.map(train_role, *zip(*args)))
     else:
         for a in args:
