@@ -97,3 +97,15 @@ def test_quick_run_skips_curves(micro):
     quick = run(cfg.model_copy(update={"methods": [],
                                        "eval": cfg.eval.model_copy(update={"curves": False})}))
     assert "scalability" not in quick and set(quick["models"]) == {"target", "gold"}
+
+
+def test_sweep_scores_points_and_marks_the_front(micro):
+    from obliviate.sweep import attach_to_report, run_sweep
+
+    cfg, _, out = micro
+    result = run_sweep(cfg, "gradient_ascent", {"steps": [5, 40]})
+    assert [p["params"] for p in result["points"]] == [{"steps": 5}, {"steps": 40}]
+    assert all(0 <= p["forget_quality"] <= 1 and 0 <= p["model_utility"] <= 1 for p in result["points"])
+    assert any(p["pareto"] for p in result["points"])
+    assert (out / "micro" / "sweep-gradient_ascent.json").is_file()
+    assert attach_to_report(out / "micro", result)["sweep"]["gradient_ascent"]["points"] == result["points"]
