@@ -111,6 +111,11 @@ def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: 
     return {name: results[name] for name in models}
 
 
+def load_cached(cfg: RunConfig) -> tuple[Benchmark, HFLanguageModel]:
+    """The run's cached benchmark and target, as worker processes reload them."""
+    return Benchmark.load(data_dir(cfg)), HFLanguageModel.load(models_dir(cfg) / "target", name="target")
+
+
 def _curve_job(cfg_json: dict, name: str, kind: str, gold: dict) -> list[dict]:
     """One method's scalability or sustainability curve (runs in a worker process)."""
     from obliviate.data.benchmark import forget_people
@@ -119,7 +124,7 @@ def _curve_job(cfg_json: dict, name: str, kind: str, gold: dict) -> list[dict]:
 
     torch.set_num_threads(1)
     cfg = RunConfig(**cfg_json)
-    bench, target = Benchmark.load(data_dir(cfg)), HFLanguageModel.load(models_dir(cfg) / "target", name="target")
+    bench, target = load_cached(cfg)
     method = METHODS.get(name)(cfg.method_config(name))
     unlearn = lambda model, sub: method.unlearn(model, sub, seed=cfg.seed)  # noqa: E731
     if kind == "sustainability":

@@ -58,14 +58,11 @@ def _point(cfg_json: dict, method: str, params: dict, gold_ratios: list[float]) 
     from obliviate.evals.tofu import forget_quality, truth_ratios
     from obliviate.evals.utility import model_utility
     from obliviate.methods import METHODS
-    from obliviate.models.hf import HFLanguageModel
-    from obliviate.pipeline import data_dir, models_dir
-    from obliviate.data import Benchmark
+    from obliviate.pipeline import load_cached
 
     torch.set_num_threads(1)
     cfg = RunConfig(**cfg_json)
-    bench = Benchmark.load(data_dir(cfg))
-    target = HFLanguageModel.load(models_dir(cfg) / "target", name="target")
+    bench, target = load_cached(cfg)
     config = cfg.method_config(method).model_copy(update=params)
     model = METHODS.get(method)(config).unlearn(target, bench, seed=cfg.seed)
     return {"params": params, "forget_quality": forget_quality(truth_ratios(model, bench.forget), gold_ratios),
