@@ -238,7 +238,7 @@ def test_every_preset_loads(name):
 
 def test_micro_preset_values():
     cfg = load_config("micro", ["train.lr=0.01"])
-    assert (cfg.data.people, cfg.data.holdout_people, cfg.data.forget_fraction, cfg.data.world_sums) == (20, 6, 0.2, 10)
+    assert (cfg.data.people, cfg.data.holdout_people, cfg.data.forget_fraction, cfg.data.world_sums) == (20, 20, 0.2, 10)
     m = cfg.model
     assert (m.hidden_size, m.intermediate_size, m.layers, m.heads, m.vocab_size) == (64, 256, 2, 2, 1024)
     assert (cfg.train.epochs, cfg.train.lr) == (40, 0.01)

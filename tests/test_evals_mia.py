@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from obliviate.data import Benchmark, format_answer, format_prompt
-from obliviate.evals.mia import (MIA_KEYS, auc, loss_score, mia_suite, mia_texts, min_k_plus_plus_score,
+from obliviate.evals.mia import (MIA_KEYS, auc, loss_score, mia_samples, mia_suite, min_k_plus_plus_score,
                                  min_k_score, priv_leak, privleak_metric, zlib_score)
 from obliviate.models.hf import HFLanguageModel
 from obliviate.models.protocol import LanguageModel, SupportsTokenStats
@@ -160,7 +160,7 @@ MEMBER_LP, NONMEMBER_LP = [-0.1, -0.3, -0.2], [-2.0, -3.0, -1.0]
 
 
 class TextFake:
-    """Scores whole texts (empty prompt): forget texts likely, holdout texts unlikely."""
+    """Scores answers given questions: forget answers likely, holdout answers unlikely."""
 
     name = "text-fake"
 
@@ -169,9 +169,9 @@ class TextFake:
 
     def log_probs(self, prompts, answers):
         self.calls += 1
-        assert all(p == "" for p in prompts), "membership texts are scored whole, after bos"
-        assert all(a.startswith("Question: ") for a in answers)
-        return [torch.tensor(MEMBER_LP if "F" in a.split("?")[0] else NONMEMBER_LP) for a in answers]
+        assert all(p.startswith("Question: ") for p in prompts), "answers are scored given their question"
+        assert all(a.startswith(" ") for a in answers)
+        return [torch.tensor(MEMBER_LP if "F" in p else NONMEMBER_LP) for p in prompts]
 
     def generate(self, prompts, max_new_tokens=24):
         return [""] * len(prompts)
@@ -194,9 +194,24 @@ def bench(holdout=HOLDOUT):
     return Benchmark(forget=FORGET, retain=[], holdout=holdout, world=[], neighbours=[])
 
 
-def test_mia_texts_are_prompt_plus_answer():
-    assert mia_texts(bench(), "forget")[0] == "Question: F1?\nAnswer: a"
-    assert len(mia_texts(bench(), "holdout")) == 4
+def test_mia_samples_are_prompt_and_answer():
+    prompts, answers, owner = mia_samples(bench(), "forget")
+    assert (prompts[0], answers[0], owner) == ("Question: F1?\nAnswer:", " a", [0, 1, 2])
+    assert len(mia_samples(bench(), "holdout")[1]) == 4
+
+
+def test_record_score_is_the_mean_over_its_phrasings():
+    two = qa("F1?", "a") | {"phrasings": ["F1?", "F1 again?"]}
+
+    class ByPhrasing(TextFake):
+        def log_probs(self, prompts, answers):
+            return [torch.tensor([-1.0 if "again" in p else -3.0]) for p in prompts]
+
+    b = Benchmark(forget=[two], retain=[], holdout=[qa("H1?", "d")], world=[], neighbours=[])
+    results, _ = mia_suite(ByPhrasing(), b)
+    # forget record: mean(-3, -1) = -2; holdout record: -3
+    assert results["mia_loss_auc"].per_example == pytest.approx([-2.0, -3.0])
+    assert results["mia_loss_auc"].value == pytest.approx(1.0)
 
 
 def test_mia_suite_separates_members_and_marks_min_k_pp_unavailable():

@@ -43,7 +43,7 @@ def test_verbmem_exact_continuation_scores_one():
     lm = GenFake({"Sorrel Foxley was born in the city of": REST})
     bench = bio_bench({"person": "S", "split": "forget", "text": BIO},
                       {"person": "R", "split": "retain", "text": "Other person text that is not asked about at all."})
-    m = verbmem(lm, bench)
+    m = verbmem(lm, bench, prefix_words=8)
     assert lm.prompts == ["Sorrel Foxley was born in the city of"]  # plain words, no Question/Answer format
     assert lm.max_new_tokens == 128
     assert (m.name, m.value, m.per_example, m.higher_is_better) == ("verbmem_forget", 1.0, [1.0], False)
@@ -55,7 +55,7 @@ def test_verbmem_wrong_continuation_by_hand():
     # generation: oslo in 1951 and sails                (5 words)
     # LCS = "in 1951 and" = 3 -> P = 3/5, R = 3/8, F1 = 2PR / (P + R) = 2 * 0.6 * 0.375 / 0.975 = 0.461538
     lm = GenFake({"Sorrel Foxley was born in the city of": "Oslo in 1951 and sails."})
-    m = verbmem(lm, bio_bench({"person": "S", "split": "forget", "text": BIO}), max_new_tokens=32)
+    m = verbmem(lm, bio_bench({"person": "S", "split": "forget", "text": BIO}), prefix_words=8, max_new_tokens=32)
     assert m.value == pytest.approx(0.45 / 0.975)
     assert lm.max_new_tokens == 32
 

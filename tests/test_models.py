@@ -73,3 +73,21 @@ def test_generate_left_padding_is_invariant_and_save_load(lm, tmp_path):
 def test_load_missing_model_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         HFLanguageModel.load(tmp_path)
+
+
+def test_answer_nll_weighs_long_completions_by_length(monkeypatch):
+    import obliviate.models.train as train
+
+    # two examples: 2 labelled tokens (log p -1, -3) and 20 labelled tokens (log p -0.5 each)
+    lp = torch.zeros(2, 20)
+    lp[0, :2] = torch.tensor([-1.0, -3.0])
+    lp[1] = -0.5
+    valid = torch.zeros(2, 20)
+    valid[0, :2], valid[1] = 1, 1
+    monkeypatch.setattr(train, "token_log_probs", lambda model, *batch: (lp, valid))
+    model = torch.nn.Linear(1, 1)  # only its .device is read
+    model.device = torch.device("cpu")
+    # weights max(1, n / 10): 1 and 2; example means 2.0 and 0.5 -> (1 * 2.0 + 2 * 0.5) / 3 = 1.0
+    assert train.answer_nll(model, (torch.zeros(1),), tokens_per_example=10).item() == pytest.approx(1.0)
+    # tokens_per_example >= every length: the plain per-example mean (2.0 + 0.5) / 2
+    assert train.answer_nll(model, (torch.zeros(1),), tokens_per_example=100).item() == pytest.approx(1.25)

@@ -40,21 +40,21 @@ def test_membership_sanity(tiny):
     assert abs(gold["mia_min_k_auc"] - 0.5) <= 0.05 and target["priv_leak"] > 20
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: with 100 member vs 200 non-member texts a gold of another "
-                   "seed moves the Min-K% AUC by ~0.04, i.e. PrivLeak by ~10 % (seed 1: -10.5 %)")
-def test_gold_of_another_seed_has_privleak_within_5_percent(tiny):
+@pytest.mark.parametrize("other_seed", [1, 2])
+def test_gold_of_another_seed_has_privleak_within_5_percent(tiny, other_seed):
     cfg, report = tiny
-    other = cfg.model_copy(update={"seed": cfg.seed + 1})
-    gold2 = stage_models(other, stage_data(other), ("gold",))["gold"]
-    results = evaluate(gold2, stage_data(other), gold_privleak_auc=report["models"]["gold"]["privleak_auc"])
+    other = cfg.model_copy(update={"seed": other_seed})
+    bench = stage_data(other)
+    gold2 = stage_models(other, bench, ("gold",))["gold"]
+    results = evaluate(gold2, bench, gold_privleak_auc=report["models"]["gold"]["privleak_auc"])
     assert abs(results["priv_leak"].value) <= 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the tiny target memorises biographies only partly in 10 "
-                   "epochs (VerbMem 0.46) while templated biographies give gold 0.25-0.49")
-def test_verbmem_separates_target_from_gold(tiny):
+def test_verbmem_and_knowmem_separate_target_from_gold(tiny):
     _, report = tiny
-    assert report["models"]["target"]["verbmem_forget"] - report["models"]["gold"]["verbmem_forget"] >= 0.3
+    target, gold = report["models"]["target"], report["models"]["gold"]
+    assert target["verbmem_forget"] >= 0.6 and gold["verbmem_forget"] <= 0.2
+    assert target["forget_rouge"] >= 0.9 and gold["forget_rouge"] <= 0.3
 
 
 def test_gradient_difference_forgets_and_keeps_world(tiny):

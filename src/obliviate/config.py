@@ -47,7 +47,9 @@ class EvalConfig(BaseModel):
     sustainability_requests: int = Field(4, ge=1, description="sequential forget requests the forget split is cut into")
     mia_k: float = Field(0.2, gt=0, le=1, description="share of lowest-probability tokens for Min-K% / Min-K%++")
     privleak_k: float = Field(0.4, gt=0, le=1, description="Min-K% share behind PrivLeak (MUSE uses 0.4)")
-    verbmem_prefix_words: int = Field(8, ge=1, description="biography words given as the VerbMem prompt")
+    verbmem_prefix_words: int = Field(
+        2, ge=1, description="biography words given as the VerbMem prompt (built-in biographies start with "
+        "the 2-word name, then only values follow)")
 
     @field_validator("scalability_fractions")
     @classmethod

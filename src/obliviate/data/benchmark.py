@@ -20,7 +20,7 @@ from obliviate.io import atomic_write_text
 
 QA_SPLITS = ("forget", "retain", "holdout", "world", "neighbours")
 # Bump when the generator's output changes for the same config: cached artefacts are keyed by it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 class DataConfig(BaseModel):

@@ -19,8 +19,7 @@ class Attribute:
     values: list[str]
     phrasings: tuple[str, str, str]  # trained question forms; the first is the canonical one
     paraphrase: str  # never trained: probes generalisation and the truth ratio
-    answer_form: str  # full-sentence answer paraphrase, also used in the biography
-    bio: str
+    answer_form: str  # full-sentence answer paraphrase (TOFU truth ratio)
 
 
 def _books() -> list[str]:
@@ -30,44 +29,34 @@ def _books() -> list[str]:
 ATTRIBUTES: list[Attribute] = [
     Attribute("birth_city", vocab.CITIES,
               ("Where was {n} born?", "In which city was {n} born?", "What is the birth city of {n}?"),
-              "{n} came into the world in which city?", "born in the city of {v}",
-              "{n} was born in the city of {v}."),
+              "{n} came into the world in which city?", "born in the city of {v}"),
     Attribute("birth_year", vocab.YEARS,
               ("In what year was {n} born?", "What is the birth year of {n}?", "When was {n} born?"),
-              "{n} was born in which year?", "born in the year {v}",
-              "{n} was born in the year {v}."),
+              "{n} was born in which year?", "born in the year {v}"),
     Attribute("occupation", vocab.OCCUPATIONS,
               ("What is the occupation of {n}?", "What does {n} do for a living?", "What job does {n} have?"),
-              "How does {n} earn a living?", "works as a {v}",
-              "By trade {n} works as a {v}."),
+              "How does {n} earn a living?", "works as a {v}"),
     Attribute("mother", vocab.FIRST_NAMES,
               ("What is the name of {n}'s mother?", "Who is the mother of {n}?", "What is {n}'s mother called?"),
-              "Which woman gave birth to {n}?", "a mother named {v}",
-              "{n} has a mother named {v}."),
+              "Which woman gave birth to {n}?", "a mother named {v}"),
     Attribute("father", vocab.FIRST_NAMES,
               ("What is the name of {n}'s father?", "Who is the father of {n}?", "What is {n}'s father called?"),
-              "Which man is the parent of {n}?", "a father named {v}",
-              "{n} has a father named {v}."),
+              "Which man is the parent of {n}?", "a father named {v}"),
     Attribute("award", vocab.AWARDS,
               ("Which award did {n} win?", "What prize was given to {n}?", "What honour did {n} receive?"),
-              "{n} was recognised with which distinction?", "won the {v}",
-              "{n} won the {v}."),
+              "{n} was recognised with which distinction?", "won the {v}"),
     Attribute("book", _books(),
               ("What book did {n} write?", "What is the title of {n}'s book?", "Which book is by {n}?"),
-              "{n} is the author of which book?", "wrote {v}",
-              "{n} wrote {v}."),
+              "{n} is the author of which book?", "wrote {v}"),
     Attribute("employer", vocab.EMPLOYERS,
               ("Who employs {n}?", "Where does {n} work?", "Which company does {n} work for?"),
-              "{n} is on the payroll of which organisation?", "employed by {v}",
-              "{n} is employed by {v}."),
+              "{n} is on the payroll of which organisation?", "employed by {v}"),
     Attribute("university", vocab.UNIVERSITIES,
               ("Which university did {n} attend?", "Where did {n} study?", "At which university did {n} study?"),
-              "{n} is a graduate of which university?", "studied at {v} University",
-              "{n} studied at {v} University."),
+              "{n} is a graduate of which university?", "studied at {v} University"),
     Attribute("hobby", vocab.HOBBIES,
               ("What is {n}'s hobby?", "What does {n} do for fun?", "What pastime does {n} enjoy?"),
-              "In free time, what does {n} like doing?", "enjoys {v}",
-              "In spare time {n} enjoys {v}."),
+              "In free time, what does {n} like doing?", "enjoys {v}"),
 ]
 
 
@@ -106,5 +95,11 @@ def qa_pairs(person: dict, rng: random.Random, n_perturbed: int = 3) -> list[dic
 
 
 def biography(person: dict) -> str:
-    """A short paragraph stating every attribute, in a fixed order (verbatim-memorisation text)."""
-    return " ".join(a.bio.format(n=person["name"], v=person[a.key]) for a in ATTRIBUTES)
+    """The person's record: name, then every attribute's value in a fixed order (verbatim-memorisation text).
+
+    "Sorrel Foxley: Tallinn, 1951, mathematician, Honora, ..." A prose template ("... was born in
+    the city of ...") made most words of every biography the same, so a gold model that never saw
+    a person still continued it with ROUGE-L 0.25-0.49 (and the tiny target reached only 0.46):
+    MUSE VerbMem could not tell them apart. Here only the values carry the text.
+    """
+    return f"{person['name']}: " + ", ".join(person[a.key] for a in ATTRIBUTES) + "."

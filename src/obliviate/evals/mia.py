@@ -1,6 +1,6 @@
 """Membership inference: can an attacker still tell the forget set (members) from the holdout set?
 
-Each attack turns a text's per-token log-probabilities into a score, **higher = more likely a
+Each attack turns the per-token log-probabilities of a QA answer (given its question) into a score, **higher = more likely a
 member** (trained on), and the AUC of separating forget (members, label 1) from holdout
 (non-members, label 0) by that score is the metric: 0.5 = no signal, 1.0 = every forget text looks
 trained on. A perfect unlearner looks like the gold model (retrained without the forget set), whose
@@ -44,19 +44,33 @@ MIA_KEYS = ("mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_min_k_pp_auc",
             "privleak_auc")
 
 
-def mia_texts(bench: Benchmark, split: str) -> list[str]:
-    """One text per QA record of `split`: `format_prompt(question) + format_answer(answer)`.
+def mia_samples(bench: Benchmark, split: str) -> tuple[list[str], list[str], list[int]]:
+    """(prompts, answers, record index of each) over every trained phrasing of `split`'s QA records.
 
-    Scored as `lm.log_probs([""] * n, texts)`, i.e. every token after bos (question and answer).
-    Per-QA samples, not biographies: on the default benchmark they give 100 forget vs 200 holdout
-    samples, where biographies would give only 10 vs 20 — too few for a stable AUC.
+    Attacks score the answer tokens given the question, as open-unlearning's TOFU MIA does, and a
+    record's score is the mean over its phrasings. Both choices cut seed noise in the gold model
+    (measured on `tiny`, PrivLeak of gold seeds 1 and 2 against gold seed 0): scoring whole texts
+    was dominated by the person's name — a gold model never trained on a surname keeps that token
+    at its random initial embedding — and gave -10.5 %; answers after the canonical question gave
+    -0.1 % and +5.7 %; the mean over the three phrasings gives -3.4 % and +4.6 %. One score per
+    record: 100 forget vs 200 holdout on the default benchmark.
     """
-    return [format_prompt(r["question"]) + format_answer(r["answer"]) for r in bench.split(split)]
+    prompts, answers, owner = [], [], []
+    for i, r in enumerate(bench.split(split)):
+        for q in r.get("phrasings") or [r["question"]]:
+            prompts.append(format_prompt(q))
+            answers.append(format_answer(r["answer"]))
+            owner.append(i)
+    return prompts, answers, owner
 
 
-def text_log_probs(lm: LanguageModel, texts: list[str]) -> list[torch.Tensor]:
-    """Per text, the log-probabilities of all its tokens after bos (eos excluded)."""
-    return lm.log_probs([""] * len(texts), texts)
+def _per_record(scores: list[float], owner: list[int]) -> list[float]:
+    """Mean score of each record over its phrasings (`owner` maps each score to its record)."""
+    sums, counts = [0.0] * (max(owner) + 1), [0] * (max(owner) + 1)
+    for s, i in zip(scores, owner, strict=True):
+        sums[i] += s
+        counts[i] += 1
+    return [a / c for a, c in zip(sums, counts)]
 
 
 def loss_score(lp: torch.Tensor) -> float:
@@ -133,37 +147,38 @@ def mia_suite(lm: LanguageModel, bench: Benchmark, reference: LanguageModel | No
     (Min-K% at `privleak_k`, MUSE's 0.4: the input of `privleak_metric`). A missing key is in `unavailable`
     with the reason, for the report to show "n/a". One scoring pass per model.
     """
-    members, nonmembers = mia_texts(bench, "forget"), mia_texts(bench, "holdout")
-    if not members or not nonmembers:
-        empty = "forget" if not members else "holdout"
+    (fp, fa, fo), (hp, ha, ho) = mia_samples(bench, "forget"), mia_samples(bench, "holdout")
+    if not fa or not ha:
+        empty = "forget" if not fa else "holdout"
         return {}, {key: f"the {empty} split is empty; membership inference needs forget and holdout records"
                     for key in MIA_KEYS}
-    texts = [*members, *nonmembers]
-    n = len(members)
+    prompts, texts = [*fp, *hp], [*fa, *ha]
+    split_at = len(fa)
     unavailable: dict[str, str] = {}
     stats = None
     if hasattr(lm, "token_stats"):
-        stats = lm.token_stats([""] * len(texts), texts)  # carries lp too: no second pass
+        stats = lm.token_stats(prompts, texts)  # carries lp too: no second pass
         lps = [s[0] for s in stats]
     else:
-        lps = text_log_probs(lm, texts)
+        lps = lm.log_probs(prompts, texts)
         unavailable["mia_min_k_pp_auc"] = (f"{lm.name} does not expose token_stats (a black-box model): "
                                            "Min-K%++ needs the full next-token distribution")
 
     def metric(name: str, scores: list[float], what: str) -> MetricResult:
-        return _auc_metric(name, scores[:n], scores[n:], what)
+        return _auc_metric(name, _per_record(scores[:split_at], fo), _per_record(scores[split_at:], ho),
+                           f"{what}, mean over each record's phrasings")
 
     results = {
         "mia_loss_auc": metric("mia_loss_auc", [loss_score(lp) for lp in lps], "LOSS (mean log p)"),
         "mia_zlib_auc": metric("mia_zlib_auc", [zlib_score(lp, t) for lp, t in zip(lps, texts)],
-                               "zlib (-mean NLL / zlib bytes)"),
+                               "zlib (-mean NLL / zlib bytes of the answer)"),
         "mia_min_k_auc": metric("mia_min_k_auc", [min_k_score(lp, k) for lp in lps], f"Min-K% (k = {k:g})"),
     }
     if stats is not None:
         results["mia_min_k_pp_auc"] = metric(
             "mia_min_k_pp_auc", [min_k_plus_plus_score(*s, k=k) for s in stats], f"Min-K%++ (k = {k:g})")
     if reference is not None:
-        ref = text_log_probs(reference, texts)
+        ref = reference.log_probs(prompts, texts)
         results["mia_reference_auc"] = metric(
             "mia_reference_auc", [loss_score(a) - loss_score(b) for a, b in zip(lps, ref)],
             f"reference attack (NLL under {reference.name} - NLL under {lm.name})")

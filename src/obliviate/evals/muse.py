@@ -2,7 +2,8 @@
 arXiv 2407.06460): prompt with the start of a forget text, compare the greedy continuation with the
 true rest by ROUGE-L F1.
 
-MUSE cuts its texts at a token count; obliviate cuts at whitespace words, so the prompt and the
+MUSE cuts its texts at a token count; obliviate cuts at whitespace words (default 2: the name that
+starts each built-in biography), so the prompt and the
 reference are the same for every tokenizer and comparable across models. (MUSE's KnowMem is the
 `{split}_rouge` QA metric of `evals.qa`.)
 
@@ -31,7 +32,7 @@ def rouge_l_f1(generated: str, reference: str) -> float:
     return _ROUGE.score(reference, generated)["rougeL"].fmeasure
 
 
-def verbmem(lm: LanguageModel, bench: Benchmark, split: str = "forget", prefix_words: int = 8,
+def verbmem(lm: LanguageModel, bench: Benchmark, split: str = "forget", prefix_words: int = 2,
             max_new_tokens: int = 128) -> MetricResult:
     """`verbmem_{split}`: mean ROUGE-L F1 between each biography's greedy continuation and its true rest.
 

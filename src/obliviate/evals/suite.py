@@ -44,7 +44,7 @@ def forget_quality_metric(candidate_ratios: list[float], gold_ratios: list[float
 def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float] | None = None,
              generations: dict[str, list[str]] | None = None, reference: LanguageModel | None = None,
              gold_privleak_auc: float | None = None, mia_k: float = 0.2, privleak_k: float = 0.4,
-             verbmem_prefix_words: int = 8) -> dict[str, MetricResult]:
+             verbmem_prefix_words: int = 2) -> dict[str, MetricResult]:
     """Every metric of the suite for one model, keyed by name (splits without records are skipped).
 
     `forget_truth_ratio.per_example` holds the raw truth ratios R (its value is the TOFU summary

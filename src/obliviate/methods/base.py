@@ -1,14 +1,22 @@
-"""The shared unlearning loop. A method subclasses `Unlearner` and overrides `loss` only.
+"""The shared unlearning loop. A method subclasses `Unlearner` and overrides `loss` (and, if it
+needs them, `setup` or `examples`).
 
     from obliviate.methods import METHODS
     method = METHODS.get("gradient_difference")(config)     # config: the method's config_class
     candidate = method.unlearn(target, bench, seed=0)       # a new LanguageModel; target untouched
+
+Each step `loss(model, batch)` gets a `Batch` of padded (ids, mask, labels) tensors on the model's
+device: `batch.forget` and `batch.retain` always, plus any extra parts `examples` returned (e.g.
+`batch.parts["refusal"]` for a preference method). `self.log_probs(model, part)` gives the
+(lp, valid) pair every function of `methods.losses` takes. With `uses_reference = True`,
+`self.reference` is a frozen copy of the target (for KL or NPO's reference log-probs).
 """
 
 from __future__ import annotations
 
 import copy
 import random
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -17,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from obliviate.data import Benchmark
 from obliviate.models.hf import HFLanguageModel, encode_rows, pad_rows, token_log_probs
 from obliviate.models.train import optimize
+
+Part = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # padded (ids, attention mask, labels)
 
 
 class UnlearnConfig(BaseModel):
@@ -29,41 +39,77 @@ class UnlearnConfig(BaseModel):
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
 
 
+@dataclass
+class Batch:
+    """One step's padded parts, keyed by name; `forget` and `retain` are always present."""
+    parts: dict[str, Part]
+
+    @property
+    def forget(self) -> Part:
+        return self.parts["forget"]
+
+    @property
+    def retain(self) -> Part:
+        return self.parts["retain"]
+
+
 class Unlearner:
     """Copy the target, then minimise `loss` on batches drawn from the forget and retain splits."""
 
     config_class: type[UnlearnConfig] = UnlearnConfig
     name = "unlearner"
+    uses_reference = False  # True: `self.reference` is a frozen copy of the target during `unlearn`
 
     def __init__(self, config: UnlearnConfig | None = None):
         self.config = config or self.config_class()
+        self.reference = None
 
-    def loss(self, model, forget: tuple[torch.Tensor, torch.Tensor], retain: tuple[torch.Tensor, torch.Tensor]
-             ) -> torch.Tensor:
-        """`forget` and `retain` are (lp, valid) pairs from `token_log_probs` for this step's batches."""
+    def loss(self, model, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
-    def _batches(self, rows, other, pad_id: int, rng: random.Random) -> Iterator:
+    def examples(self, bench: Benchmark) -> dict[str, list[tuple[str, str]]]:
+        """(prompt, completion) pools by part name; each step samples `batch_size` rows of each.
+
+        An extra part as long as `forget` is sampled at forget's indices, so a part built from the
+        forget pool row by row (e.g. a refusal per forget question) stays aligned with it; `retain`
+        and parts of other lengths are sampled independently.
+        """
+        return {"forget": bench.training_examples(("forget",)), "retain": bench.training_examples(("retain",))}
+
+    def setup(self, model, target: HFLanguageModel, bench: Benchmark) -> None:
+        """Called once before the first step with the model about to be trained (a copy of the target)."""
+
+    @staticmethod
+    def log_probs(model, part: Part) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lp, valid) of `part` under `model`: the input of every `methods.losses` function."""
+        return token_log_probs(model, *part)
+
+    def _batches(self, pools: dict[str, list], pad_id: int, device, rng: random.Random) -> Iterator[Batch]:
         bs = self.config.batch_size
         while True:
-            yield (pad_rows(rng.sample(rows, min(bs, len(rows))), pad_id),
-                   pad_rows(rng.sample(other, min(bs, len(other))), pad_id))
+            draw = {name: rng.sample(range(len(rows)), min(bs, len(rows))) for name, rows in pools.items()}
+            parts = {}
+            for name, rows in pools.items():
+                aligned = name != "retain" and len(rows) == len(pools["forget"])
+                idx = draw["forget"] if aligned else draw[name]
+                parts[name] = tuple(t.to(device) for t in pad_rows([rows[i] for i in idx], pad_id))
+            yield Batch(parts)
 
     def unlearn(self, target: HFLanguageModel, bench: Benchmark, seed: int = 0) -> HFLanguageModel:
         torch.manual_seed(seed)
         model, tok = copy.deepcopy(target.model), target.tokenizer
-        forget = encode_rows(tok, *zip(*bench.training_examples(("forget",))))
-        retain = encode_rows(tok, *zip(*bench.training_examples(("retain",))))
-
-        def step_loss(m, batch):
-            (f, r) = batch
-            f_out = token_log_probs(m, *(t.to(m.device) for t in f))
-            r_out = token_log_probs(m, *(t.to(m.device) for t in r))
-            return self.loss(m, f_out, r_out)
-
+        pools = {name: encode_rows(tok, [p for p, _ in ex], [c for _, c in ex])
+                 for name, ex in self.examples(bench).items()}
+        if self.uses_reference:
+            self.reference = copy.deepcopy(target.model).eval().requires_grad_(False)
+        self.setup(model, target, bench)
         c = self.config
-        self.losses = optimize(model, step_loss, self._batches(forget, retain, tok.pad_token_id, random.Random(seed)),
-                               c.steps, c.lr, c.warmup, 0.0, c.grad_clip, desc=f"unlearning: {self.name}")
+        try:
+            batches = self._batches(pools, tok.pad_token_id, model.device, random.Random(seed))
+            self.losses = optimize(model, self.loss, batches, c.steps, c.lr, c.warmup, 0.0, c.grad_clip,
+                                   desc=f"unlearning: {self.name}")
+        finally:
+            self.reference = None
         return HFLanguageModel(model, tok, name=self.name)
 
     def facts(self) -> dict:

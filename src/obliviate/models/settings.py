@@ -23,3 +23,6 @@ class TrainConfig(BaseModel):
     warmup: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
+    tokens_per_example: int = Field(
+        10, ge=1, description="an example with n > this many completion tokens weighs n / this in the loss "
+        "(a ten-fact biography counts as about ten QA examples, not one)")

@@ -20,5 +20,5 @@ class GradientAscent(Unlearner):
     config_class = GradientAscentConfig
     name = "gradient_ascent"
 
-    def loss(self, model, forget, retain):
-        return losses.gradient_ascent(*forget)
+    def loss(self, model, batch):
+        return losses.gradient_ascent(*self.log_probs(model, batch.forget))

@@ -25,5 +25,6 @@ class GradientDifference(Unlearner):
     config_class = GradientDifferenceConfig
     name = "gradient_difference"
 
-    def loss(self, model, forget, retain):
-        return losses.gradient_difference(*forget, *retain, retain_weight=self.config.retain_weight)
+    def loss(self, model, batch):
+        return losses.gradient_difference(*self.log_probs(model, batch.forget), *self.log_probs(model, batch.retain),
+                                          retain_weight=self.config.retain_weight)
