@@ -3,7 +3,8 @@
     python benchmarks/main_job.py [--config tiny] [--out benchmarks/results/main_job.json]
 
 Cold: a fresh output directory (benchmark, tokenizer, target and gold trained from scratch).
-Warm: the same command again (target and gold reused from the cache). Memory is sampled every
+Warm: the same command again (target and gold reused from the cache). Cold quick: `run --quick`
+(no MUSE curves) in another fresh directory. Memory is sampled every
 0.1 s over the whole process tree (training runs in worker processes), and the largest single
 process is taken from the kernel's own accounting (getrusage of the children).
 """
@@ -49,20 +50,25 @@ def main() -> None:
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--out", default="benchmarks/results/main_job.json")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="obliviate-bench-"))
+    load_before = os.getloadavg()[0]  # > ~0.5 means other jobs shared the cores: timings are inflated
+    workdir, quickdir = (Path(tempfile.mkdtemp(prefix="obliviate-bench-")) for _ in range(2))
     cmd = [sys.executable, "-m", "obliviate.cli", "run", "--config", args.config, "--set", f"output_dir={workdir}"]
     try:
         cold = measure(cmd)
         warm = measure(cmd)
+        quick = measure([*cmd[:-1], f"output_dir={quickdir}", "--quick"])
         report = json.loads(next(workdir.glob("*/report.json")).read_text())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(quickdir, ignore_errors=True)
     max_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
     result = {
         "config": args.config,
         "cpus": os.cpu_count(),
         "cold": {k: v for k, v in cold.items() if k != "output"},
         "warm": {k: v for k, v in warm.items() if k != "output"},
+        "cold_quick": {k: v for k, v in quick.items() if k != "output"},
+        "load_average_before": round(load_before, 2),
         "max_single_process_rss_gib": round(max_child / GIB, 3),
         "warm_stage_timings_s": report["timings_s"],
         "models": report["models"],
@@ -70,7 +76,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(warm["output"])
-    print(json.dumps({k: result[k] for k in ("config", "cpus", "cold", "warm", "max_single_process_rss_gib")},
+    print(json.dumps({k: result[k] for k in ("config", "cpus", "cold", "warm", "cold_quick",
+                                                 "max_single_process_rss_gib", "load_average_before")},
                      indent=1))
 
 
