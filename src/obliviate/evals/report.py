@@ -37,6 +37,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
 h1 { margin: 0 0 4px; font-size: 1.7em; } h2 { margin-top: 2em; border-bottom: 2px solid #e3e6ec; padding-bottom: 4px; }
 .meta { color: #4a5366; font-size: 0.92em; } .meta code { background: #f2f4f7; padding: 1px 4px; border-radius: 3px; }
 table { border-collapse: collapse; font-size: 0.92em; margin: 8px 0; }
+.scroll { overflow-x: auto; }  /* many metric columns: the table scrolls instead of spilling out */
 th, td { padding: 5px 10px; border-bottom: 1px solid #e3e6ec; text-align: right; white-space: nowrap; }
 th { background: #f5f6f9; } th:first-child, td:first-child { text-align: left; }
 tr.ref td { color: #5b6475; font-style: italic; }
@@ -216,8 +217,8 @@ def _summary(report: dict) -> str:
     notes: list[str] = []
     rows = [f'<tr class="{"ref" if name in REFERENCES else ""}"><td>{_esc(name)}</td>'
             + "".join(_cell(report, name, k, notes) for k, _, _ in columns) + "</tr>" for name in models]
-    parts = ["<section>\n<h2>Summary</h2>", f"<table>\n<tr><th>model</th>{head}</tr>\n" + "\n".join(rows)
-             + "\n</table>",
+    parts = ["<section>\n<h2>Summary</h2>", f'<div class="scroll"><table>\n<tr><th>model</th>{head}</tr>\n'
+             + "\n".join(rows) + "\n</table></div>",
              '<p class="note">↑ higher is better · ↓ lower is better · ≈ closer to gold is better. '
              "<i>target</i> was trained on everything, <i>gold</i> never saw the forget set (the ideal).</p>"]
     shown = {k for k, _, _ in columns}
