@@ -31,3 +31,100 @@ def test_gradient_ascent_gradient_pushes_log_probs_down():
     losses.gradient_ascent(lp, VALID).backward()
     # d(-mean nll)/d lp = +1/3 at labelled positions: minimising the loss lowers log-probs
     assert torch.allclose(lp.grad, VALID / 3)
+
+
+# --- NPO, SimNPO, KL, DPO, RMU (issue 5) -------------------------------------------------------
+
+def _log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x))
+
+
+def test_sequence_log_prob_sums_labelled_tokens():
+    assert losses.sequence_log_prob(LP, VALID).tolist() == [-4.0, -2.0]
+
+
+def test_npo_by_hand():
+    # sequence log-probs: model [-4, -2]; reference [-3, -3] -> delta = [-1, +1]; beta = 0.5
+    # L = -(2/0.5) * mean(log sig(0.5), log sig(-0.5)) = -4 * (-0.474077 + -0.974077) / 2 = 2.896308
+    ref = torch.tensor([[-1.5, -1.5, 0.0], [-3.0, 0.0, 0.0]])
+    value = losses.npo_loss(LP, VALID, ref, beta=0.5)
+    expected = -4 * (_log_sigmoid(0.5) + _log_sigmoid(-0.5)) / 2
+    assert math.isclose(expected, 2.896308, rel_tol=1e-6)
+    assert math.isclose(value.item(), expected, rel_tol=1e-6)
+
+
+def test_npo_tends_to_gradient_ascent_as_beta_vanishes():
+    # log sig(-b d) = -log 2 - b d / 2 + O(b^2 d^2), so -(2/b) log sig(-b d) = 2 log 2 / b + d + O(b d^2):
+    # NPO -> constant + mean over sequences of (log pi - log pi_ref), i.e. gradient ascent on the
+    # summed-token NLL, and d NPO / d lp -> 1/batch at labelled tokens (the sequence-sum GA gradient).
+    beta = 1e-4
+    ref = torch.tensor([[-1.5, -1.5, 0.0], [-3.0, 0.0, 0.0]])
+    lp = LP.clone().requires_grad_(True)
+    value = losses.npo_loss(lp, VALID, ref, beta=beta)
+    delta = (-4.0 - -3.0 + -2.0 - -3.0) / 2  # mean delta = 0
+    assert math.isclose(value.item(), 2 * math.log(2) / beta + delta, abs_tol=1e-3)
+    value.backward()
+    ga = LP.clone().requires_grad_(True)
+    (-(-(ga * VALID).sum(1)).mean()).backward()  # minus the mean summed-token NLL
+    assert torch.allclose(lp.grad, ga.grad, atol=1e-4)
+    assert torch.allclose(lp.grad, VALID / 2, atol=1e-4)
+
+
+def test_npo_damps_the_gradient_of_already_forgotten_examples():
+    # d L / d delta_i = (2/N) sigma(beta delta_i): an example far below the reference (delta = -40)
+    # gets almost no push, one at the reference (delta = 0) gets 1/N.
+    lp = torch.tensor([[-40.0], [0.0]], requires_grad=True)
+    losses.npo_loss(lp, torch.ones(2, 1), torch.zeros(2, 1), beta=0.5).backward()
+    assert torch.allclose(lp.grad, torch.tensor([[2 / 2 * torch.sigmoid(torch.tensor(-20.0)).item()], [0.5]]))
+
+
+def test_simnpo_by_hand():
+    # mean token log-probs: [-4/2, -2/1] = [-2, -2]; beta = 2, gamma = 1
+    # L = -(2/2) * log sig(-2 * -2 - 1) = -log sig(3) = 0.048587
+    value = losses.simnpo_loss(LP, VALID, beta=2.0, gamma=1.0)
+    assert math.isclose(value.item(), -_log_sigmoid(3.0), rel_tol=1e-6)
+    assert math.isclose(value.item(), 0.048587, rel_tol=1e-4)
+
+
+def test_simnpo_pushes_log_probs_down_and_normalises_by_length():
+    lp = LP.clone().requires_grad_(True)
+    losses.simnpo_loss(lp, VALID, beta=2.0, gamma=0.0).backward()
+    # dL/dlp_t = (2/N) sigma(beta * avg_i) / |y_i| > 0 at labelled tokens (descending lowers them);
+    # both rows have avg = -2: the 2-token row's tokens get half the 1-token row's gradient
+    s = torch.sigmoid(torch.tensor(-4.0)).item()
+    assert torch.allclose(lp.grad, torch.tensor([[s / 2, s / 2, 0.0], [s, 0.0, 0.0]]))
+
+
+def test_kl_divergence_by_hand():
+    # p_ref = softmax([0, ln 3]) = [1/4, 3/4]; p = softmax([0, 0]) = [1/2, 1/2]
+    # KL = 1/4 ln(1/2) + 3/4 ln(3/2) = 0.130812
+    ref = torch.tensor([[0.0, math.log(3)]])
+    value = losses.kl_divergence(ref, torch.zeros(1, 2))
+    assert math.isclose(value.item(), 0.25 * math.log(0.5) + 0.75 * math.log(1.5), rel_tol=1e-6)
+    assert math.isclose(value.item(), 0.130812, rel_tol=1e-4)
+    assert losses.kl_divergence(ref, ref).item() == 0.0
+
+
+def test_dpo_by_hand_and_gradient_direction():
+    chosen = torch.tensor([[-2.0, -1.0]], requires_grad=True)  # sequence -3
+    rejected = torch.tensor([[-1.0, 0.0]], requires_grad=True)  # sequence -1 (mask drops the 0)
+    valid_c, valid_r = torch.ones(1, 2), torch.tensor([[1.0, 0.0]])
+    ref_c, ref_r = torch.tensor([[-2.0, -2.0]]), torch.tensor([[-2.0, 0.0]])  # sequences -4, -2
+    # margin = (-3 - -4) - (-1 - -2) = 0; L = -log sig(0) = ln 2
+    value = losses.dpo_loss(chosen, valid_c, rejected, valid_r, ref_c, ref_r, beta=0.1)
+    assert math.isclose(value.item(), math.log(2), rel_tol=1e-6)
+    value.backward()
+    # dL/dchosen = -beta sigma(-0) = -0.05 (descending raises the refusal), dL/drejected = +0.05
+    assert torch.allclose(chosen.grad, torch.tensor([[-0.05, -0.05]]))
+    assert torch.allclose(rejected.grad, torch.tensor([[0.05, 0.0]]))
+
+
+def test_rmu_by_hand():
+    # forget: two positions, the second masked out; h = [1, 3] vs control [1, 1] -> (0 + 4) / 2 = 2
+    forget = torch.tensor([[[1.0, 3.0], [9.0, 9.0]]])
+    forget_mask = torch.tensor([[1.0, 0.0]])
+    control = torch.tensor([1.0, 1.0])
+    # retain: h = [0, 2] vs frozen [0, 0] -> 4 / 2 = 2; alpha = 3 -> 6
+    retain, retain_ref = torch.tensor([[[0.0, 2.0]]]), torch.zeros(1, 1, 2)
+    value = losses.rmu_loss(forget, forget_mask, control, retain, retain_ref, torch.ones(1, 1), alpha=3.0)
+    assert math.isclose(value.item(), 2.0 + 3.0 * 2.0)

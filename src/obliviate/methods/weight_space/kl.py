@@ -1,0 +1,42 @@
+"""KL: ascend on forget, keep the retain next-token distributions. L = −NLL(forget) + w · KL(π_ref ‖ π_θ)(retain).
+
+The TOFU baseline "KL Min" (Maini et al. 2024, arXiv 2401.06121): gradient ascent on the forget
+set, and on retain text the KL divergence from the frozen target's next-token distribution to the
+model's, at the labelled (answer) positions, so the model keeps its whole distribution there, not
+only the top answer.
+
+    obliviate run --set methods=[kl] --set method_args.kl.retain_weight=4
+"""
+
+import torch
+from pydantic import Field
+
+from obliviate.methods import losses
+from obliviate.methods.base import Part, UnlearnConfig, Unlearner
+from obliviate.models.hf import _labelled_logits
+from obliviate.registry import register_method
+
+
+class KLConfig(UnlearnConfig):
+    steps: int = Field(80, ge=1, description="optimizer steps")
+    lr: float = Field(2e-3, gt=0, description="learning rate (cosine decay after warm-up)")
+    retain_weight: float = Field(4.0, ge=0, description="weight w of the retain KL term")
+
+
+def labelled_logits(model, part: Part) -> torch.Tensor:
+    """Next-token logits at the labelled positions of `part`, (positions, vocab); the same
+    positions, in the same order, as `token_log_probs` scores."""
+    return _labelled_logits(model, *part)[2]
+
+
+@register_method("kl")
+class KL(Unlearner):
+    config_class = KLConfig
+    name = "kl"
+    uses_reference = True
+
+    def loss(self, model, batch):
+        forget = losses.gradient_ascent(*self.log_probs(model, batch.forget))
+        with torch.no_grad():
+            ref = labelled_logits(self.reference, batch.retain)
+        return forget + self.config.retain_weight * losses.kl_divergence(ref, labelled_logits(model, batch.retain))
