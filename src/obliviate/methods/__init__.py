@@ -1,6 +1,7 @@
 """Unlearning methods. Importing this package registers every method in `METHODS`."""
 
 from obliviate.methods import weight_space  # noqa: F401  (registers the weight-space methods)
+from obliviate import guards  # noqa: F401  (registers the inference-time guards: eco, guard, alu)
 from obliviate.methods.base import UnlearnConfig, Unlearner
 from obliviate.registry import METHODS, register_method
 

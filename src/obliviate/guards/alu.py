@@ -1,0 +1,112 @@
+"""ALU: agentic LLM unlearning. Sanyal & Mandal 2025, "Agents Are All You Need for LLM Unlearning"
+(arXiv 2502.00406).
+
+Every request runs four steps: the served model drafts an answer (vanilla agent); the audit
+checks the draft against the top-k targets retrieved for the prompt (AuditErase); the critic
+scores the draft from the audit's findings; the composer returns the draft or, when the critic's
+score is below `min_score`, the refusal. Only the top-k targets enter the audit, so a request's
+cost does not grow with the number of targets.
+
+The agent here is rule-backed (`RuleAgent`), for the tiny model that cannot follow instructions:
+the audit finds (a) an alias of any target in the draft, found by the store's n-gram index (a
+name leaking in a reverse question), and (b) for a flagged prompt, a forbidden answer of a
+retrieved target appearing in the draft as a whole word sequence; the critic gives 1 for any
+finding, else 5.
+
+`log_probs`: ALU's composer never emits an answer its audit rejects, so such an answer's tokens
+are scored at most `rejected_log_prob` each (a finite stand-in for log 0); answers that pass keep
+the target's log-probabilities. A black-box pipeline: no `token_stats`, no hidden states.
+
+    obliviate run --set methods=[alu] --set method_args.alu.top_k=5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import Field
+
+from obliviate.guards.base import GuardConfig, GuardedModel, GuardMethod
+from obliviate.guards.classifier import Decision
+from obliviate.guards.targets import TargetStore, words
+from obliviate.registry import register_method
+
+
+class ALUConfig(GuardConfig):
+    refusal: str = Field("I don't know.", description="what the composer answers instead of a leaking draft")
+    min_score: int = Field(3, ge=1, le=5, description="critic score (1-5) a draft needs to be returned")
+    rejected_log_prob: float = Field(-20.0, lt=0, description="per-token log-prob ceiling of answers the "
+                                     "audit rejects (a finite stand-in for log 0)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    target: str
+    leaked: str  # the alias or forbidden answer found in the draft
+
+
+def _contains(text_words: list[str], phrase: str) -> bool:
+    """Whether `phrase`'s words occur contiguously in `text_words` (case-folded)."""
+    p = [w for w, _, _ in words(phrase)]
+    return bool(p) and any(text_words[i : i + len(p)] == p for i in range(len(text_words) - len(p) + 1))
+
+
+class RuleAgent:
+    """The audit, critic and composer of ALU as rules (the vanilla answer comes from the served model)."""
+
+    def __init__(self, store: TargetStore, refusal: str, min_score: int):
+        self.store, self.refusal, self.min_score = store, refusal, min_score
+
+    def audit(self, draft: str, decision: Decision) -> list[Finding]:
+        found = [Finding(self.store.targets[t].name, draft[s:e]) for t, s, e in self.store.alias_hits(draft)]
+        if decision.fired:
+            draft_words = [w for w, _, _ in words(draft)]
+            for t in decision.targets:
+                target = self.store.targets[t]
+                found += [Finding(target.name, a) for a in target.forbidden_answers if _contains(draft_words, a)]
+        return found
+
+    @staticmethod
+    def critique(findings: list[Finding]) -> int:
+        return 1 if findings else 5
+
+    def compose(self, draft: str, score: int) -> str:
+        return draft if score >= self.min_score else self.refusal
+
+
+class ALUModel(GuardedModel):
+    kind = "alu"
+    config_class = ALUConfig
+
+    @property
+    def agent(self) -> RuleAgent:
+        return RuleAgent(self.classifier.store, self.config.refusal, self.config.min_score)
+
+    def _passes(self, texts: list[str], decisions: list[Decision]) -> list[bool]:
+        agent = self.agent
+        return [agent.critique(agent.audit(t, d)) >= agent.min_score for t, d in zip(texts, decisions)]
+
+    # Every prompt goes through the agents (the audit also catches names in answers to unflagged
+    # prompts), so ALU overrides the routing instead of the flagged-only hooks.
+    def generate(self, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
+        decisions = self.classifier.classify(prompts)
+        drafts = self.base.generate(prompts, max_new_tokens)
+        return [d if ok else self.config.refusal for d, ok in zip(drafts, self._passes(drafts, decisions))]
+
+    def log_probs(self, prompts: list[str], answers: list[str]) -> list[torch.Tensor]:
+        decisions = self.classifier.classify(prompts)
+        lps = self.base.log_probs(prompts, answers)
+        ceiling = self.config.rejected_log_prob
+        return [lp if ok else lp.clamp(max=ceiling) for lp, ok in zip(lps, self._passes(answers, decisions))]
+
+    def audit(self, prompt: str, draft: str) -> list[Finding]:
+        """The audit's findings for one (prompt, draft) pair: what a report or a user can inspect."""
+        return self.agent.audit(draft, self.classifier.classify([prompt])[0])
+
+
+@register_method("alu")
+class ALU(GuardMethod):
+    config_class = ALUConfig
+    model_class = ALUModel
+    name = "alu"
