@@ -36,6 +36,16 @@ NEGATIVES = [format_prompt(q) for q in [
     "Who is the mother of Anselm Greyfield?"]]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these small batch-1 models gain nothing from two, and on a shared 2-core
+    machine a second thread waiting for a busy core made the module several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def embedder():
     return load_embedder()  # the packaged all-MiniLM-L6-v2, loaded once for the module
@@ -228,3 +238,39 @@ def test_eco_corrupts_only_the_name_tokens(micro):
     ids = target.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     corrupted = eco._noise_positions(prompt, decision)
     assert target.tokenizer.decode([ids[i] for i in corrupted]).strip() == person
+
+
+def test_sequential_requests_keep_earlier_targets(micro):
+    bench, target = micro
+    first, second = bench.people("forget")[:2]
+    method = METHODS.get("guard")()
+    once = method.unlearn(target, bench.restrict_forget({first}))
+    twice = method.unlearn(once, bench.restrict_forget({second}))
+    assert twice.base is target  # the same unguarded model underneath, not a guard around a guard
+    assert [t.name for t in twice.classifier.store.targets] == [first, second]
+    fired = [d.fired for d in twice.classifier.classify([format_prompt(f"Where was {p} born?") for p in (first, second)])]
+    assert fired == [True, True]
+
+
+# --- issue 6 acceptance on tiny (slow: builds or reuses runs/tiny's cached models) --------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["eco", "guard", "alu"])
+def test_tiny_guard_acceptance(kind):
+    from obliviate.evals.qa import qa_metrics
+    from obliviate.pipeline import stage_data, stage_models
+
+    cfg = load_config("tiny", [])
+    bench = stage_data(cfg)
+    models = stage_models(cfg, bench)
+    method = METHODS.get(kind)()
+    guarded = method.unlearn(models["target"], bench, seed=cfg.seed)
+    clf = method.facts()["classifier"]
+    assert clf["fpr_retain_world"] <= 0.02 and clf["recall_forget"] >= 0.98
+    acc = {name: {s: qa_metrics(lm, bench.split(s), s)[0][f"{s}_acc"].value
+                  for s in ("forget", "retain", "world", "neighbours")}
+           for name, lm in (("target", models["target"]), ("gold", models["gold"]), (kind, guarded))}
+    print(kind, clf, acc)
+    assert acc[kind]["forget"] <= acc["gold"]["forget"] + 0.05
+    for split in ("retain", "world", "neighbours"):
+        assert acc[kind][split] >= 0.95 * acc["target"][split]

@@ -23,7 +23,7 @@ from obliviate.data import Benchmark, format_prompt
 from obliviate.errors import ObliviateError
 from obliviate.guards.classifier import Decision, PromptClassifier
 from obliviate.guards.embeddings import load_embedder
-from obliviate.guards.targets import TargetStore
+from obliviate.guards.targets import ForgetTarget, TargetStore, read_targets_jsonl, targets_from_benchmark
 from obliviate.io import atomic_write_text
 from obliviate.models.hf import HFLanguageModel
 from obliviate.models.protocol import HiddenStatesUnavailable
@@ -182,16 +182,27 @@ class GuardMethod:
         self.config = config or self.config_class()
         self._facts: dict = {}
 
-    def store(self, bench: Benchmark) -> TargetStore:
+    def store(self, bench: Benchmark, previous: list[ForgetTarget] = ()) -> TargetStore:
+        """The targets to guard: `previous` ones (earlier requests) plus the file's or the forget split's."""
         embedder = load_embedder(self.config.embedding_model)
         if self.config.targets_file:
-            return TargetStore.from_jsonl(self.config.targets_file, embedder)
-        return TargetStore.from_benchmark(bench, embedder, self.config.surname_alias)
+            new = read_targets_jsonl(self.config.targets_file)
+            if not new:
+                raise ObliviateError(f"target file {self.config.targets_file} holds no targets; add one JSON "
+                                     "object per line")
+        else:
+            new = targets_from_benchmark(bench, self.config.surname_alias)
+        known = {t.name for t in previous}
+        return TargetStore([*previous, *(t for t in new if t.name not in known)], embedder)
 
-    def unlearn(self, target: HFLanguageModel, bench: Benchmark, seed: int = 0) -> GuardedModel:
-        classifier = PromptClassifier(self.store(bench), top_k=self.config.top_k)
+    def unlearn(self, target: HFLanguageModel | GuardedModel, bench: Benchmark, seed: int = 0) -> GuardedModel:
+        """Guard `target`. Given a model a guard already wraps (sequential forget requests, MUSE
+        sustainability), the new guard wraps the same unguarded model and keeps the earlier targets."""
+        previous = target.classifier.store.targets if isinstance(target, GuardedModel) else []
+        base = target.base if isinstance(target, GuardedModel) else target
+        classifier = PromptClassifier(self.store(bench, previous), top_k=self.config.top_k)
         self._facts = {"classifier": calibrate_on_benchmark(classifier, bench, self.config.fpr, seed)}
-        model = self.model_class(target, classifier, self.config, name=self.name)
+        model = self.model_class(base, classifier, self.config, name=self.name)
         self._facts.update(self.fit(model, bench, seed))
         return model
 

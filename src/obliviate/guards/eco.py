@@ -133,6 +133,9 @@ class ECO(GuardMethod):
         if not forget or not holdout:
             raise ObliviateError("ECO's sigma search needs forget and holdout records; the benchmark lacks "
                                  f"{'forget' if not forget else 'holdout'} records (or set method_args.eco.sigma)")
+        if not any(d.fired for d in model.classifier.classify([format_prompt(r["question"]) for r in forget])):
+            raise ObliviateError("ECO's sigma search needs forget questions the classifier flags, and none of the "
+                                 "forget split's is (do the targets name its people?); set method_args.eco.sigma")
         reference = _accuracy(model.base, holdout)
         facts = {"reference_acc": round(reference, 4), "scope": c.scope,
                  "objective": "smallest sigma with forget-slice accuracy <= target's accuracy on holdout people "

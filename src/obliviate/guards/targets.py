@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from obliviate.data import Benchmark
 from obliviate.errors import ObliviateError
@@ -166,12 +167,12 @@ class TargetStore:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(indices, similarities), each (len(queries), min(k, targets)), best first: cosine top-k."""
-        sims = queries @ self.matrix.T
-        k = min(k, len(self.targets))
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(sims, top, 1)
-        order = np.argsort(-top_sims, axis=1, kind="stable")
-        return np.take_along_axis(top, order, 1), np.take_along_axis(top_sims, order, 1)
+        # In torch, not numpy: for 10,000 rows numpy's OpenBLAS wakes its own threads, which keep
+        # spinning after the product and take the core the model needs next (measured on 2 cores:
+        # 12 ms -> 31-80 ms per request); torch reuses the model's thread pool.
+        sims = torch.from_numpy(np.ascontiguousarray(queries)) @ torch.from_numpy(self.matrix).T
+        top = sims.topk(min(k, len(self.targets)), dim=1)
+        return top.indices.numpy(), top.values.numpy()
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
