@@ -252,6 +252,26 @@ def test_sequential_requests_keep_earlier_targets(micro):
     assert fired == [True, True]
 
 
+def test_eco_auto_scope_falls_back_to_the_whole_prompt(micro, monkeypatch):
+    bench, target = micro
+    outcomes = iter([ObliviateError("entity: no sigma"), (1.5, 0.0, 4), ObliviateError("entity: no sigma"),
+                     ObliviateError("prompt: no sigma")])
+
+    def fake_search(gap, sigma_max, steps, tolerance):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr("obliviate.guards.eco.search_sigma", fake_search)
+    method = METHODS.get("eco")()
+    guarded = method.unlearn(target, bench)
+    assert guarded.state["scope"] == "prompt" and guarded.sigma == 1.5
+    assert method.facts()["scope"] == "prompt" and method.facts()["entity_scope_failed"] == "entity: no sigma"
+    with pytest.raises(ObliviateError, match="scope=entity: entity: no sigma / scope=prompt: prompt: no sigma"):
+        method.unlearn(target, bench)
+
+
 # --- issue 6 acceptance on tiny (slow: builds or reuses runs/tiny's cached models) --------------
 
 @pytest.mark.slow
