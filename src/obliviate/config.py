@@ -17,7 +17,8 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -60,6 +61,30 @@ class EvalConfig(BaseModel):
         return v
 
 
+class LoraSettings(BaseModel):
+    """LoRA through peft (Hu et al. 2021, arXiv 2106.09685): train low-rank adapters, not the weights.
+
+    Set for every method with `--set lora.r=8`, or for one with `--set method_args.npo_rt.lora.r=8`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(8, description="adapter rank (>= 1)")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; None uses 2*r (the update is scaled by alpha/r)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    merge: bool = Field(True, description="merge the adapter into the weights (a plain model); False keeps the "
+                        "adapter next to the unchanged base weights in the saved directory")
+    lr_scale: float = Field(10.0, gt=0, description="multiplies the method's lr: adapters start at zero and "
+                            "need a larger step than full-parameter updates")
+
+    @field_validator("r")
+    @classmethod
+    def _positive_rank(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"LoRA rank must be at least 1, got {v}; e.g. lora.r=8, "
+                             "or lora=null for full-parameter training")
+        return v
+
+
 class RunConfig(BaseModel):
     """Everything `obliviate run` needs: benchmark, target model, training, methods."""
 
@@ -76,6 +101,8 @@ class RunConfig(BaseModel):
                                          description="per-method settings, e.g. {gradient_difference: {lr: 1e-4}}")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None uses all cores")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation coverage and settings")
+    lora: LoraSettings | None = Field(None, description="LoRA for every method that supports it (None: full-"
+                                      "parameter); method_args.<method>.lora overrides it, null turns it off there")
 
     @field_validator("name")
     @classmethod
@@ -100,7 +127,12 @@ class RunConfig(BaseModel):
     def method_config(self, name: str) -> BaseModel:
         """The typed config of method `name`: its defaults overridden by `method_args[name]`."""
         cls = _method_registry().get(name).config_class
-        return cls(**self.method_args.get(name, {}))
+        args = self.method_args.get(name, {})
+        # The run-level LoRA applies to methods that train through the shared loop, unless set per method.
+        supports = getattr(_method_registry().get(name), "supports_lora", False)
+        if self.lora is not None and supports and "lora" in cls.model_fields and "lora" not in args:
+            args = {**args, "lora": self.lora.model_dump()}
+        return cls(**args)
 
 
 def validate_methods(methods: list[str], method_args: dict[str, dict]) -> dict[str, dict]:
@@ -138,6 +170,8 @@ def check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
             hint = f"did you mean '{prefix}{guess}'?" if guess else f"known keys{where}: {', '.join(fields)}"
             raise ObliviateError(f"unknown config key '{prefix}{key}'; {hint}")
         sub = fields[key].annotation
+        if get_origin(sub) in (Union, UnionType):  # `Settings | None`: check the keys of Settings
+            sub = next((a for a in get_args(sub) if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
             check_keys(value, sub, f"{prefix}{key}.")
 

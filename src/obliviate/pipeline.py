@@ -40,6 +40,8 @@ def models_dir(cfg: RunConfig) -> Path:
 
 
 def method_dir(cfg: RunConfig, name: str) -> Path:
+    # The method's full config is in the key: LoRA settings (run-level ones included, as
+    # method_config merges them in) and early-stopping settings change the artefact.
     key = config_hash({"models": models_dir(cfg).name, "method": name, "args": cfg.method_config(name),
                        "seed": cfg.seed})
     return run_dir(cfg) / "cache" / f"method-{name}-{key}"
@@ -60,23 +62,41 @@ def stage_models(cfg: RunConfig, bench: Benchmark, roles: tuple[str, ...] = ("ta
     return build_models(bench, data_dir(cfg), models_dir(cfg), cfg.model, cfg.train, cfg.seed, roles, cfg.threads)
 
 
-def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Benchmark
-                  ) -> tuple[HFLanguageModel, dict]:
-    """Run method `name` on the target (or reuse its cached result); returns the model and run facts."""
+def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Benchmark,
+                  gold: HFLanguageModel | None = None) -> tuple[HFLanguageModel, dict]:
+    """Run method `name` on the target (or reuse its cached result); returns the model and run facts.
+
+    The method stops early once its forget accuracy on the validation slice reaches the gold
+    model's (`gold`, loaded from the run's cache when not given), or on its step budget. Under
+    `accelerate launch` every process trains and only the main one writes the result.
+    """
+    import inspect
+
+    from accelerate import PartialState
+
     from obliviate.methods import METHODS
+    from obliviate.methods.base import slice_accuracy, validation_slice
 
     path = method_dir(cfg, name)
     if (path / "config.json").is_file():
         facts = json.loads((path / "unlearning.json").read_text())
         return HFLanguageModel.load(path, name=name), facts
-    method = METHODS.get(name)(cfg.method_config(name))
+    config = cfg.method_config(name)
+    method = METHODS.get(name)(config)
     start = time.perf_counter()
-    model = method.unlearn(target, bench, seed=cfg.seed)
+    extra = {}
+    if getattr(config, "eval_every", 0) and "stop_at" in inspect.signature(method.unlearn).parameters:
+        if gold is None:
+            gold = stage_models(cfg, bench, ("gold",))["gold"]
+        extra["stop_at"] = slice_accuracy(gold, validation_slice(bench, config.eval_size))
+    model = method.unlearn(target, bench, seed=cfg.seed, **extra)
     facts = {"method": name, "config": method.config.model_dump(mode="json"),
-             "seconds": round(time.perf_counter() - start, 2), **method.facts()}
-    with atomic_dir(path) as tmp:
-        model.save(tmp)
-        (tmp / "unlearning.json").write_text(json.dumps(facts, indent=2))
+             "seconds": round(time.perf_counter() - start, 2), "gold_slice_acc": extra.get("stop_at"),
+             **method.facts()}
+    if PartialState().is_main_process:
+        with atomic_dir(path) as tmp:
+            model.save(tmp)
+            (tmp / "unlearning.json").write_text(json.dumps(facts, indent=2))
     return model, facts
 
 
@@ -175,7 +195,7 @@ def run(cfg: RunConfig) -> dict:
     facts = {}
     for name in cfg.methods:
         t = time.perf_counter()
-        models[name], facts[name] = stage_unlearn(cfg, name, models["target"], bench)
+        models[name], facts[name] = stage_unlearn(cfg, name, models["target"], bench, models["gold"])
         timings[f"unlearn:{name}"] = time.perf_counter() - t
     t = time.perf_counter()
     samples: dict = {}
