@@ -114,6 +114,13 @@ def test_rmu_changes_only_the_chosen_mlp_weights(micro):
     assert METHODS.get("rmu")().chosen_layers(target.model) == (1, [0, 1])  # middle of 2 layers; ℓ−2..ℓ clipped
 
 
+def test_rmu_lora_adapters_sit_on_the_chosen_mlp_only(micro):
+    bench, target = micro
+    args = FAST | {"layer": 1, "update_layers": [1], "projections": ["down_proj"], "lora": {"r": 2}}
+    method, model = run("rmu", bench, target, **args)
+    assert changed(snapshot(target), model) == {"model.layers.1.mlp.down_proj.weight"}  # merged adapter
+
+
 @pytest.mark.parametrize("args, key", [({"layer": 2}, "method_args.rmu.layer=2"), ({"layer": -1}, "layer=-1"),
                                        ({"update_layers": [0, 5]}, "method_args.rmu.update_layers=[0, 5]")])
 def test_rmu_layer_outside_the_model_raises_and_leaves_target_untouched(micro, args, key):
@@ -129,6 +136,12 @@ def test_task_vector_with_alpha_zero_returns_the_target_weights(micro):
     bench, target = micro
     method, model = run("task_vector", bench, target, reinforce_steps=2, batch_size=8, alpha=0.0)
     assert method.losses and changed(snapshot(target), model) == set()
+
+
+def test_task_vector_refuses_unmerged_lora_before_training(micro):
+    bench, target = micro
+    with pytest.raises(ObliviateError, match="lora.merge=true"):
+        run("task_vector", bench, target, lora={"r": 2, "merge": False})
 
 
 def test_task_vector_steps_mirror_reinforce_steps():

@@ -89,9 +89,10 @@ class RMU(Unlearner):
     def lora_targets(self, model) -> list[str]:
         return list(self.mlp_modules(model))
 
-    def unlearn(self, target: HFLanguageModel, bench: Benchmark, seed: int = 0) -> HFLanguageModel:
+    def unlearn(self, target: HFLanguageModel, bench: Benchmark, seed: int = 0, stop_at: float | None = None
+                ) -> HFLanguageModel:
         self.mlp_modules(target.model)  # a bad layer or projection stops here, before any work
-        return super().unlearn(target, bench, seed)
+        return super().unlearn(target, bench, seed, stop_at=stop_at)
 
     def setup(self, model, target, bench):
         self.layer = self.chosen_layers(model)[0]

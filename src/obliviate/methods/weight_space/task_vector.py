@@ -48,11 +48,16 @@ class TaskVector(Unlearner):
         return losses.mean_nll(*self.log_probs(model, batch.forget))  # reinforcement: learn forget better
 
     def unlearn(self, target: HFLanguageModel, bench: Benchmark, seed: int = 0) -> HFLanguageModel:
+        # No `stop_at`: early stopping watches forget accuracy fall, and reinforcement raises it.
+        lora = self.config.lora
+        if lora is not None and not lora.merge:
+            raise ObliviateError("task_vector subtracts full weights, so its LoRA adapters must be merged; "
+                                 "set method_args.task_vector.lora.merge=true")
         reinforced = super().unlearn(target, bench, seed)  # a trained copy; target untouched
         theta, moved = target.model.state_dict(), reinforced.model.state_dict()
         if theta.keys() != moved.keys():
-            raise ObliviateError("task_vector needs the reinforced model's full weights to subtract; "
-                                 "merge LoRA adapters into the model (lora.merge) for this method")
+            raise ObliviateError(f"task_vector: the reinforced model's weights do not match the target's "
+                                 f"({len(moved)} vs {len(theta)} tensors); the target model is unchanged")
         alpha, done = self.config.alpha, set()
         with torch.no_grad():
             for name, value in moved.items():  # in place on the copy: θ_r ← θ − α·(θ_r − θ)
