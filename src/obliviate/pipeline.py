@@ -77,7 +77,11 @@ def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Ben
     from obliviate.methods import METHODS
     from obliviate.methods.base import slice_accuracy, validation_slice
 
+    from obliviate.guards import is_guarded_dir, load_guarded
+
     path = method_dir(cfg, name)
+    if is_guarded_dir(path):  # an inference-time guard: the target's weights plus the guard's state
+        return load_guarded(path, name=name), json.loads((path / "unlearning.json").read_text())
     if (path / "config.json").is_file():
         facts = json.loads((path / "unlearning.json").read_text())
         return HFLanguageModel.load(path, name=name), facts
