@@ -120,3 +120,13 @@ def test_cli_report_user_errors(tmp_path, setup, message):
 def test_report_help_has_an_example():
     result = CliRunner().invoke(app, ["report", "--help"])
     assert result.exit_code == 0 and "Example: obliviate report runs/tiny" in result.output
+
+
+def test_degenerate_sample_answers_are_clipped():
+    report = synthetic_report(False)
+    junk = "mplo" * 40  # a collapsed model's answer: one unbroken 160-character run
+    report["forget_samples"] = {name: [{"question": "Where was Ada Vell born?", "answer": "Oslo", "generated": g}]
+                                for name, g in (("target", "Oslo"), ("gradient_ascent", junk))}
+    page = render_html(report)
+    assert "Sample answers on the forget set" in page and "<td class=\"gen\">Oslo</td>" in page
+    assert junk not in page and junk[:80] + "…" in page

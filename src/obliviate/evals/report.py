@@ -42,6 +42,7 @@ th, td { padding: 5px 10px; border-bottom: 1px solid #e3e6ec; text-align: right;
 th { background: #f5f6f9; } th:first-child, td:first-child { text-align: left; }
 tr.ref td { color: #5b6475; font-style: italic; }
 td.na { color: #9a3b3b; cursor: help; } td.left, th.left { text-align: left; white-space: normal; }
+td.gen { text-align: left; white-space: normal; overflow-wrap: anywhere; min-width: 8em; }  /* junk answers have no spaces */
 .readings li { margin: 4px 0; } .readings b { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .note { color: #5b6475; font-size: 0.88em; } .num { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }
@@ -154,7 +155,9 @@ def _axis_label(key: str) -> str:
     for suffix, label in (("_acc", "exact-match accuracy"), ("_rouge", "ROUGE-L recall"),
                           ("_nll", "NLL (nats / answer token)"), ("_prob", "P(answer | question)"),
                           ("_truth_ratio", "truth-ratio score"), ("_quality", "KS p-value (log scale)"),
-                          ("model_utility", "model utility"), ("priv_leak", "PrivLeak (%)")):
+                          ("model_utility", "model utility"), ("priv_leak", "PrivLeak (%)"),
+                          ("_auc", "ROC AUC, forget vs holdout"), ("verbmem_forget", "ROUGE-L F1"),
+                          ("world_perplexity", "perplexity"), ("degenerate_share", "share of answers")):
         if key.endswith(suffix):
             return label
     return key
@@ -418,6 +421,11 @@ def _pareto(report: dict) -> str:
             f'<figure class="wide">{_img(fig, "Pareto plot")}</figure>\n{_pareto_table(sweep)}\n</section>')
 
 
+def _clip(text: str, limit: int = 80) -> str:
+    """A degenerate answer can be one 24-token run of junk; the table shows its start only."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _samples(report: dict) -> str:
     samples = report.get("forget_samples", {})
     if not samples:
@@ -426,7 +434,7 @@ def _samples(report: dict) -> str:
     head = "".join(f"<th class=\"left\">{_esc(n)}</th>" for n in samples)
     rows = []
     for i, record in enumerate(first):
-        answers = "".join(f"<td class=\"left\">{_esc(s[i]['generated'] if i < len(s) else '')}</td>"
+        answers = "".join(f"<td class=\"gen\">{_esc(_clip(s[i]['generated']) if i < len(s) else '')}</td>"
                           for s in samples.values())
         rows.append(f"<tr><td class=\"left\">{_esc(record['question'])}</td>"
                     f"<td class=\"left\">{_esc(record['answer'])}</td>{answers}</tr>")
