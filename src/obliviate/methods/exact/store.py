@@ -1,0 +1,199 @@
+"""What SISA and S3T share: their settings, the deletable items of a benchmark and how they are
+sharded, the public base model, deterministic slice training, and the on-disk store.
+
+A store is one directory: `lineage.json` (see `lineage.py`), `base/` (the model trained once on the
+public `world` facts, with the tokenizer) and the method's checkpoints. It is the saved model too:
+`load_exact(dir)` serves it again and can delete more items from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from obliviate.data import Benchmark, format_answer, format_prompt
+from obliviate.errors import ObliviateError
+from obliviate.methods.exact.ensemble import EnsembleLanguageModel
+from obliviate.methods.exact.lineage import Lineage, item_id
+from obliviate.models.settings import TrainConfig
+from obliviate.models.train import train_causal_lm
+
+STORE_KINDS: dict[str, type["ExactStore"]] = {}  # lineage kind -> store class, for `load_exact`
+DELETABLE_SPLITS = ("forget", "retain")          # the people; `world` is public and never deleted
+
+
+class ExactConfig(BaseModel):
+    """Settings SISA and S3T share."""
+    model_config = ConfigDict(extra="forbid")
+    shards: int = Field(5, ge=1, description="disjoint shards of the people; one constituent model each")
+    slices: int = Field(4, ge=1, description="slices per shard, trained one after another with a checkpoint each")
+    epochs: int = Field(10, ge=1, description="epochs of each slice's training (over slices 1..i for slice i)")
+    base_epochs: int = Field(10, ge=1, description="epochs of the shared base model on the public world facts")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate of slice training")
+    batch_size: int = Field(32, ge=1, description="examples per optimizer step")
+
+
+def sub_seed(seed: int, *parts: object) -> int:
+    """A seed for one piece of training (a shard's slice, a block): fixed by position, not by history."""
+    return int.from_bytes(hashlib.sha256(repr((seed, *parts)).encode()).digest()[:4], "big") >> 1
+
+
+def deletable_items(bench: Benchmark, splits: tuple[str, ...] = DELETABLE_SPLITS) -> list[dict]:
+    """The training items of the people, exactly `bench.training_examples(splits)`, each with its person."""
+    items = []
+    for s in splits:
+        for r in bench.split(s):
+            items += [{"person": r["person"], "prompt": format_prompt(p), "completion": format_answer(r["answer"])}
+                      for p in r["phrasings"]]
+        items += [{"person": b["person"], "prompt": "", "completion": b["text"]} for b in bench.bios_of(s)]
+    return items
+
+
+def assign(items: list[dict], shards: int, slices: int, seed: int) -> dict[str, dict]:
+    """Lineage entries: people shuffled by `seed`, dealt round-robin to shards, then to slices, so a
+    person's items share one shard and one slice (deleting a person touches one of each)."""
+    people = sorted({it["person"] for it in items})
+    if len(people) < shards:
+        raise ObliviateError(f"{len(people)} people cannot fill {shards} shards; use at most {len(people)} shards "
+                             f"(--set method_args.<method>.shards={len(people)})")
+    random.Random(seed).shuffle(people)
+    where = {p: (k % shards, (k // shards) % slices) for k, p in enumerate(people)}
+    out = {}
+    for it in items:
+        shard, slc = where[it["person"]]
+        out.setdefault(item_id(it["prompt"], it["completion"]),
+                       {"person": it["person"], "shard": shard, "slice": slc, "prompt": it["prompt"],
+                        "completion": it["completion"], "deleted": None})
+    return out
+
+
+def train_on(model, tokenizer, examples: list[tuple[str, str]], cfg: ExactConfig, epochs: int, seed: int,
+             desc: str, lr: float | None = None) -> int:
+    """Train `model` in place with a fresh optimizer; returns the optimizer steps taken.
+
+    A fresh optimizer and a seed fixed by position make a slice's training depend only on the
+    weights it starts from and its data: the property exact retraining from a checkpoint rests on.
+    """
+    if not examples:
+        return 0
+    tc = TrainConfig(epochs=epochs, lr=lr or cfg.lr, batch_size=cfg.batch_size)
+    train_causal_lm(model, tokenizer, examples, tc, seed, desc=desc)
+    return -(-len(examples) // cfg.batch_size) * epochs
+
+
+class ExactStore:
+    """A trained exact-unlearning model on disk; subclasses define training, deletion and serving."""
+    kind = "exact"
+    config_class: type[ExactConfig] = ExactConfig
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        STORE_KINDS[cls.kind] = cls
+
+    def __init__(self, path: Path, record: Lineage):
+        self.path, self.record = Path(path), record
+        self.config = self.config_class(**record.config)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path / "base")
+        self.steps = 0  # optimizer steps of the last train / delete call
+
+    # --- creation ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | None, tokenizer: PreTrainedTokenizerBase, arch, bench: Benchmark,
+               config: ExactConfig, seed: int) -> "ExactStore":
+        """Train the base on `world` and every shard on its people; `path` None: a temporary store."""
+        temporary = path is None
+        path = Path(tempfile.mkdtemp(prefix=f"obliviate-{cls.kind}-")) if temporary else Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        items = assign(deletable_items(bench), config.shards, config.slices, sub_seed(seed, "assign"))
+        record = Lineage(cls.kind, config.model_dump(), seed, items)
+        torch.manual_seed(sub_seed(seed, "base"))
+        base = AutoModelForCausalLM.from_config(arch)
+        steps = train_on(base, tokenizer, bench.training_examples(("world",)), config, config.base_epochs,
+                         sub_seed(seed, "base"), f"{cls.kind}: base on world")
+        base.save_pretrained(path / "base")
+        tokenizer.save_pretrained(path / "base")
+        record.record(path, "base/model.safetensors")
+        store = cls(path, record)
+        if temporary:
+            weakref.finalize(store, shutil.rmtree, path, True)
+        store.train_all()
+        store.steps += steps
+        record.save(path / "lineage.json")
+        return store
+
+    def base_model(self):
+        """A fresh copy of the public base, after checking its checksum."""
+        self.record.verify(self.path, "base/model.safetensors")
+        return AutoModelForCausalLM.from_pretrained(self.path / "base").eval()
+
+    def copy(self, path: Path | None = None) -> "ExactStore":
+        """The same store in another directory (a temporary one when `path` is None)."""
+        temporary = path is None
+        dest = Path(tempfile.mkdtemp(prefix=f"obliviate-{self.kind}-")) if temporary else Path(path)
+        shutil.copytree(self.path, dest, dirs_exist_ok=True)
+        store = type(self)(dest, Lineage.load(dest / "lineage.json"))
+        if temporary:
+            weakref.finalize(store, shutil.rmtree, dest, True)
+        return store
+
+    def save(self, path) -> None:
+        shutil.copytree(self.path, Path(path), dirs_exist_ok=True)
+
+    # --- deletion ---------------------------------------------------------------------------
+    def items_of_people(self, people: list[str] | set[str]) -> list[str]:
+        """Ids of the live items of `people` (a forget request by person)."""
+        people = set(people)
+        found = {r["person"] for r in self.record.items.values()}
+        unknown = sorted(people - found)
+        if unknown:
+            raise ObliviateError(f"{len(unknown)} people were never trained on by this {self.kind} model "
+                                 f"(e.g. {unknown[0]!r}); nothing was deleted")
+        return [i for i, r in self.record.items.items() if r["person"] in people and not r["deleted"]]
+
+    def delete(self, ids: list[str]) -> dict:
+        """Remove items exactly; returns what it cost. Bad ids or a bad checkpoint change nothing."""
+        ids = list(dict.fromkeys(ids))
+        self.record.check_deletable(ids)
+        report = self._delete(ids)
+        self.record.history.append({"items": len(ids), **report})
+        self.record.save(self.path / "lineage.json")
+        return report
+
+    # --- what subclasses define -------------------------------------------------------------
+    def train_all(self) -> None:
+        raise NotImplementedError
+
+    def _delete(self, ids: list[str]) -> dict:
+        raise NotImplementedError
+
+    def constituents(self) -> list:
+        raise NotImplementedError
+
+    def language_model(self, name: str | None = None) -> EnsembleLanguageModel:
+        lm = EnsembleLanguageModel(self.constituents(), self.tokenizer, name or self.kind, saver=self.save)
+        lm.store = self  # keeps a temporary store alive as long as its model, and lets it delete more
+        return lm
+
+
+def is_exact_dir(path) -> bool:
+    return (Path(path) / "lineage.json").is_file() and (Path(path) / "base").is_dir()
+
+
+def load_exact(path, name: str | None = None) -> EnsembleLanguageModel:
+    """The ensemble saved in an exact-unlearning store (SISA or S3T); `.store` deletes more from it."""
+    path = Path(path)
+    if not is_exact_dir(path):
+        raise ObliviateError(f"no exact-unlearning store at {path} (lineage.json or base/ missing)")
+    record = Lineage.load(path / "lineage.json")
+    if record.kind not in STORE_KINDS:
+        raise ObliviateError(f"{path}/lineage.json has unknown kind {record.kind!r}; known: "
+                             f"{', '.join(sorted(STORE_KINDS))}")
+    return STORE_KINDS[record.kind](path, record).language_model(name)
