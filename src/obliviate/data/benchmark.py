@@ -11,6 +11,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +32,15 @@ class DataConfig(BaseModel):
     forget_fraction: float = Field(0.1, description="share of trained people in the forget split, in (0, 1)")
     world_sums: int = Field(40, ge=0, description="arithmetic questions in the world split")
     perturbed: int = Field(3, ge=1, le=10, description="perturbed (false) answers per question")
+    path: str | None = Field(None, description="a local TOFU or MUSE folder to use instead of the built-in "
+                             "people (obliviate.data.loaders); None: the built-in benchmark")
+    format: Literal["auto", "tofu", "muse"] = Field("auto", description="format of data.path: auto, tofu or muse")
+    forget_split: str | None = Field(None, description="TOFU split file of the forget set (default forget10)")
+    retain_split: str | None = Field(None, description="TOFU split file of the retain set (default retain90)")
+
+    def external_fields(self) -> set[str]:
+        """Fields that only matter for data.path (left out of cache keys of built-in runs)."""
+        return {"path", "format", "forget_split", "retain_split"}
 
     @field_validator("forget_fraction")
     @classmethod
