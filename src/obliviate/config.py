@@ -51,6 +51,12 @@ class EvalConfig(BaseModel):
     verbmem_prefix_words: int = Field(
         2, ge=1, description="biography words given as the VerbMem prompt (built-in biographies start with "
         "the 2-word name, then only values follow)")
+    world_choices: int | None = Field(None, ge=0, description="built-in world-fact multiple-choice questions per "
+                                      "kind (capitals, symbols, sums) behind world_mc_acc; None: all, 0: off")
+    forget_choice_files: dict[str, str] = Field(default_factory=dict, description="name -> WMDP-style "
+                                                "multiple-choice file of knowledge to forget (mc_<name>_acc, lower is better)")
+    utility_choice_files: dict[str, str] = Field(default_factory=dict, description="name -> MMLU-style "
+                                                 "multiple-choice file of knowledge to keep (mc_<name>_acc)")
 
     @field_validator("scalability_fractions")
     @classmethod

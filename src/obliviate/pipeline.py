@@ -26,6 +26,9 @@ from obliviate.parallel import process_pool
 from obliviate.runtime import environment
 
 
+CHOICE_FIELDS = {"world_choices", "forget_choice_files", "utility_choice_files"}
+
+
 def run_dir(cfg: RunConfig) -> Path:
     return Path(cfg.output_dir) / cfg.name
 
@@ -131,7 +134,10 @@ def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: 
     from obliviate.evals.suite import forget_quality_metric
 
     s = settings or EvalConfig()
-    knobs = {"mia_k": s.mia_k, "privleak_k": s.privleak_k, "verbmem_prefix_words": s.verbmem_prefix_words}
+    from obliviate.evals.multiple_choice import choice_sets
+
+    knobs = {"mia_k": s.mia_k, "privleak_k": s.privleak_k, "verbmem_prefix_words": s.verbmem_prefix_words,
+             "choices": choice_sets(s.world_choices, s.forget_choice_files, s.utility_choice_files)}
     gold_lm, generations = models["gold"], {}
     gold = evaluate(gold_lm, bench, None, generations.setdefault("gold", {}), reference=gold_lm, **knobs)
     gold_ratios, gold_auc = gold["forget_truth_ratio"].per_example, gold["privleak_auc"].value
@@ -182,8 +188,9 @@ def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> 
     gold = gold_ratio_table(bench, results["gold"]["forget_truth_ratio"].per_example)
     jobs = [(name, kind) for name in cfg.methods for kind in ("scalability", "sustainability")]
     # A curve is cached like a model: keyed by the method's artefact and the evaluation settings.
-    paths = {(n, k): run_dir(cfg) / "cache" / f"curve-{k}-{method_dir(cfg, n).name}-{config_hash(cfg.eval)}.json"
-             for n, k in jobs}
+    # Multiple-choice settings do not touch the curves: left out of the key, older caches stay valid.
+    key = config_hash(cfg.eval.model_dump(mode="json", exclude=CHOICE_FIELDS))
+    paths = {(n, k): run_dir(cfg) / "cache" / f"curve-{k}-{method_dir(cfg, n).name}-{key}.json" for n, k in jobs}
     curves = {job: json.loads(paths[job].read_text()) for job in jobs if paths[job].is_file()}
     todo = [job for job in jobs if job not in curves]
     if todo:

@@ -10,12 +10,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from obliviate.data import Benchmark
 from obliviate.evals.metric import MetricResult
 from obliviate.evals.qa import qa_metrics
 from obliviate.evals.tofu import forget_quality, truth_ratio_score, truth_ratios
 from obliviate.models.protocol import LanguageModel
+
+if TYPE_CHECKING:
+    from obliviate.evals.multiple_choice import ChoiceSets
 
 QA_EVAL_SPLITS = ("forget", "retain", "world", "neighbours")
 
@@ -24,6 +28,7 @@ METRIC_COLUMNS: list[tuple[str, str, bool | None]] = [
     ("forget_acc", "forget acc", False),
     ("retain_acc", "retain acc", True),
     ("world_acc", "world acc", True),
+    ("world_mc_acc", "world MC", True),
     ("neighbours_acc", "neigh acc", True),
     ("forget_rouge", "forget rouge", False),
     ("forget_nll", "forget nll", None),
@@ -44,7 +49,7 @@ def forget_quality_metric(candidate_ratios: list[float], gold_ratios: list[float
 def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float] | None = None,
              generations: dict[str, list[str]] | None = None, reference: LanguageModel | None = None,
              gold_privleak_auc: float | None = None, mia_k: float = 0.2, privleak_k: float = 0.4,
-             verbmem_prefix_words: int = 2) -> dict[str, MetricResult]:
+             verbmem_prefix_words: int = 2, choices: "ChoiceSets | None" = None) -> dict[str, MetricResult]:
     """Every metric of the suite for one model, keyed by name (splits without records are skipped).
 
     `forget_truth_ratio.per_example` holds the raw truth ratios R (its value is the TOFU summary
@@ -53,7 +58,10 @@ def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float
     `privleak_auc` value as `gold_privleak_auc` to get MUSE's PrivLeak. A metric the model cannot
     support is present with value None and the reason in its description ("n/a: ...").
     Pass a dict as `generations` to receive each split's greedy answers (for report examples).
+    `choices` (metric name -> (questions, higher_is_better), see `multiple_choice.choice_sets`)
+    adds multiple-choice accuracies; None evaluates the built-in world-fact choices (`world_mc_acc`).
     """
+    from obliviate.evals.multiple_choice import choice_sets, multiple_choice_metric
     from obliviate.evals.mia import mia_suite, privleak_metric
     from obliviate.evals.muse import verbmem
     from obliviate.evals.utility import degenerate_share, model_utility, world_perplexity
@@ -64,6 +72,8 @@ def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float
         if bench.split(split):
             split_results, generations[split] = qa_metrics(lm, bench.split(split), split)
             results.update(split_results)
+    for name, (questions, better) in (choice_sets() if choices is None else choices).items():
+        results[name] = multiple_choice_metric(lm, questions, name, better)
     if "forget_nll" in results:  # P(a|q) = exp(-NLL): the same scores, no second forward pass
         prob = [math.exp(-x) for x in results["forget_nll"].per_example]
         results["forget_prob"] = MetricResult("forget_prob", sum(prob) / len(prob), prob, None,
