@@ -22,13 +22,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # Piped output (logs, CI) gets a fixed width so the table never wraps; a terminal keeps its own.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
-ConfigOpt = typer.Option("tiny", "--config", "-c", help="preset name (tiny, micro) or path to a YAML file")
+ConfigOpt = typer.Option("tiny", "--config", "-c", help="preset name (tiny, micro; regression, digits for "
+                         "`run`) or path to a YAML file")
 SetOpt = typer.Option(None, "--set", "-s", help="override a config key, e.g. --set train.lr=1e-3 (repeatable)")
 
 
 def _load(config: str, overrides: Optional[list[str]]):
     from obliviate.config import load_config
+    from obliviate.supervised.config import supervised_raw
 
+    raw = supervised_raw(config, overrides or [])
+    if raw is not None:
+        raise ObliviateError(f"config '{config}' is a supervised task (task: {raw['task']}); "
+                             "only `obliviate run` runs it, e.g. obliviate run --config regression")
     return load_config(config, overrides or [])
 
 
@@ -56,10 +62,22 @@ def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt,
     """Run the whole job and print the method table; writes runs/<name>/report.json and report.html.
 
     Example: obliviate run --set data.forget_fraction=0.05 --set methods=[gradient_difference]
+    Supervised (regression / classification) presets: obliviate run --config regression (or digits)
     """
     from obliviate.pipeline import run as run_pipeline, run_dir
+    from obliviate.supervised.config import build_supervised_config, supervised_raw
     from obliviate.table import print_table
 
+    raw = supervised_raw(config, set_ or [])
+    if raw is not None:  # a `task:` key: a supervised (regression / classification) run, see --config regression
+        from obliviate.supervised.pipeline import run_supervised
+        from obliviate.supervised.report import print_supervised_table
+
+        cfg = build_supervised_config(raw)
+        report = run_supervised(cfg)
+        print_supervised_table(report, console)
+        console.print(f"report: {Path(cfg.output_dir) / cfg.name / 'report.json'}  ({report['timings_s']['total']:.0f} s)")
+        return
     cfg = _load(config, [*(set_ or []), *(["eval.curves=false"] if quick else [])])
     report = run_pipeline(cfg)
     print_table(report, console)

@@ -213,7 +213,7 @@ def _summary(report: dict) -> str:
     models = report.get("models", {})
     if not models:
         return ""
-    columns = [(k, h, _direction(report, k)) for k, h, _ in METRIC_COLUMNS
+    columns = [(k, h, _direction(report, k)) for k, h, _ in report.get("metric_columns") or METRIC_COLUMNS
                if any(k in row for row in models.values()) or k in report.get("metrics", {})]
     head = "".join(f'<th title="{_esc(report.get("metrics", {}).get(k, {}).get("description", k))}">'
                    f"{_esc(h)} {ARROW[b]}</th>" for k, h, b in columns)
@@ -232,7 +232,9 @@ def _summary(report: dict) -> str:
                 notes.append(f"{name} · {key} is n/a (not in the table): {reason}")
     if notes:
         parts.append('<ol class="note">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ol>")
-    readings = [f"<li>{_reading(report, name)}</li>" for name in models if name not in REFERENCES]
+    written = report.get("readings", {})  # supervised reports bring their own sentences
+    readings = [f"<li>{_esc(written[name]) if name in written else _reading(report, name)}</li>"
+                for name in models if name not in REFERENCES]
     if readings:
         parts.append('<h3>Reading</h3>\n<ul class="readings">' + "\n".join(readings) + "</ul>")
     return "\n".join(parts) + "\n</section>"
