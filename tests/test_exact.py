@@ -85,12 +85,14 @@ def test_sisa_deletion_equals_training_the_shard_from_scratch_without_the_item(s
     report = store.delete([x])
     assert report["retrained"] == {"1": f"slices {slc}..2"}
     # From scratch: the public base, then slices 0..2 of shard 1 on its data without x, same seeds.
-    _, tok, _ = setup
+    bench, tok, _ = setup
     model = store.base_model()
     for k in range(SISA_CFG.slices):
         ids = [i for i, r in sorted(store.record.items.items(), key=lambda t: (t[1]["slice"], t[0]))
                if r["shard"] == 1 and r["slice"] <= k and i != x]
-        train_on(model, tok, store.record.examples(ids), SISA_CFG, SISA_CFG.epochs, sub_seed(0, "sisa", 1, k), "ref")
+        world = bench.training_examples(("world",)) if k == SISA_CFG.slices - 1 else []  # replay="last"
+        train_on(model, tok, store.record.examples(ids) + world, SISA_CFG, SISA_CFG.epochs, sub_seed(0, "sisa", 1, k),
+                 "ref")
     after = [params(m) for m in store.constituents()]
     assert_equal_params(after[1], params(model))
     assert_equal_params(after[0], before[0])  # the other shard is untouched
@@ -100,7 +102,7 @@ def test_sisa_deletion_equals_training_the_shard_from_scratch_without_the_item(s
 def test_sisa_steps_cover_only_the_retrained_slices(sisa_store, tmp_path):
     store = fresh(sisa_store, tmp_path)
     x = item_in(store, 0, 2)
-    live = len(store.record.live(0, range(3))) - 1
+    live = len(store.record.live(0, range(3))) - 1 + len(store.record.state["public"])  # the last slice replays world
     assert store.delete([x])["steps"] == -(-live // SISA_CFG.batch_size) * SISA_CFG.epochs
 
 
@@ -164,7 +166,7 @@ def lora_params(model, blocks: int) -> dict[str, torch.Tensor]:
 
 
 def test_s3t_deletion_deactivates_blocks_and_the_active_model_equals_training_the_survivors(s3t_store, setup, tmp_path):
-    _, tok, _ = setup
+    bench, tok, _ = setup
     store = fresh(s3t_store, tmp_path)
     x = item_in(store, 0, 1)
     report = store.delete([x])
@@ -188,7 +190,9 @@ def test_s3t_deletion_deactivates_blocks_and_the_active_model_equals_training_th
         ids = [i for i, r in store.record.items.items() if r["shard"] == 0 and r["slice"] in orders[seq][: j + 1]
                and not r["deleted"]]
         ids.sort(key=lambda i: (store.record.items[i]["slice"], i))
-        train_on(model, tok, store.record.examples(ids), S3T_CFG, S3T_CFG.epochs, sub_seed(0, "s3t", 0, seq, j), "ref")
+        world = bench.training_examples(("world",))  # replay="every"
+        train_on(model, tok, store.record.examples(ids) + world, S3T_CFG, S3T_CFG.epochs,
+                 sub_seed(0, "s3t", 0, seq, j), "ref")
     assert_equal_params(lora_params(store.stack(0, seq, blocks), blocks), lora_params(model, blocks))
     served = store.constituents()[0]
     merged = model.merge_and_unload(adapter_names=[f"b{j}" for j in range(blocks)])
@@ -233,13 +237,22 @@ def test_ensemble_of_one_equals_the_plain_model(sisa_store):
 
 def test_ensemble_scores_the_mixture_of_its_constituents(sisa_store):
     lm = sisa_store.language_model()
-    assert isinstance(lm, LanguageModel) and len(lm.models) == 2
-    prompts, answers = ["Question: What is the capital of Peru?\nAnswer:"], [" Lima"]
-    each = [HFLanguageModel(m, lm.tokenizer).log_probs(prompts, answers)[0] for m in lm.models]
-    expected = torch.log((each[0].exp() + each[1].exp()) / 2)
-    assert torch.allclose(lm.log_probs(prompts, answers)[0], expected, atol=1e-5)
+    assert isinstance(lm, LanguageModel) and len(lm.models) == 2 and lm.aggregation == "posterior"
+    prompt, answer = "Question: What is the capital of Peru?\nAnswer:", " Lima"
+    plain = [HFLanguageModel(m, lm.tokenizer) for m in lm.models]
+    # posterior: Bayesian model averaging, so the answer gets sum_k p_k(prompt, answer) / sum_k p_k(prompt)
+    p_prompt = torch.stack([m.log_probs([""], [prompt])[0].sum() for m in plain])
+    p_answer = torch.stack([m.log_probs([prompt], [answer])[0].sum() for m in plain])
+    expected = torch.logsumexp(p_prompt + p_answer, 0) - torch.logsumexp(p_prompt, 0)
+    assert torch.allclose(lm.log_probs([prompt], [answer])[0].sum(), expected, atol=1e-4)
+    lm.aggregation = "uniform"  # every token: log of the plain mean of the probabilities
+    each = [m.log_probs([prompt], [answer])[0] for m in plain]
+    assert torch.allclose(lm.log_probs([prompt], [answer])[0], torch.log((each[0].exp() + each[1].exp()) / 2),
+                          atol=1e-5)
     with pytest.raises(HiddenStatesUnavailable):
         lm.hidden_states(["x"])
+    with pytest.raises(ObliviateError, match="aggregation"):
+        EnsembleLanguageModel(lm.models, lm.tokenizer, aggregation="vote")
 
 
 def test_save_and_load_round_trip(s3t_store, tmp_path):

@@ -3,15 +3,24 @@
     lm = EnsembleLanguageModel([model_a, model_b, model_c], tokenizer, name="sisa")
     lm.log_probs(prompts, answers); lm.generate(prompts)      # like any HFLanguageModel
 
-Aggregation: log p(t) = log (1/K) sum_k p_k(t), the log of the mean probability (a uniform
-mixture), at every position, also inside greedy decoding. Why not the mean of log-probabilities
-(a product of experts)? A person's facts live in exactly one shard: only that constituent knows
-them, and the others, which never saw the name, can still be confident about some other answer. A
-mixture guarantees the knowing constituent at least 1/K of its probability; a product lets one
-confidently wrong constituent veto it. (SISA, Bourtoule et al. 2021, aggregates classifier
-constituents by majority vote; a mixture is its analogue for next-token distributions.)
+Aggregation: log p(t) = log sum_k w_k p_k(t), the log of a weighted mean of the constituents'
+probabilities (a mixture), at every position, also inside greedy decoding. Not the mean of
+log-probabilities (a product of experts): a person's facts live in exactly one shard, the other
+constituents never saw the name yet can be confident about some other answer, and a product lets one
+of them veto the one that knows.
 
-Hidden states are not exposed: K models' activations do not form one residual stream.
+The weights (`aggregation`):
+- "posterior" (default): w_k = p(k | text so far), proportional to p_k(text so far) under a uniform
+  prior: Bayesian model averaging, so the whole sequence gets (1/K) sum_k p_k(sequence), normalised
+  by the prompt. The constituent that trained on a person's biography gives that person's name a
+  far higher likelihood than the others, so it dominates that person's questions.
+- "uniform": w_k = 1/K. Measured on tiny (10 shards): retain accuracy 0.34 against 0.98 for the
+  single target: nine constituents agreeing on a popular wrong answer outvote the one that knows.
+
+(SISA, Bourtoule et al. 2021, aggregates classifier constituents by majority vote; a mixture is its
+analogue for next-token distributions.) Every weight is a function of the constituents alone, so
+the ensemble stays exact. Hidden states are not exposed: K models' activations do not form one
+residual stream.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from typing import Callable
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from obliviate.errors import ObliviateError
 from obliviate.models.hf import IGNORE, HFLanguageModel
 from obliviate.models.protocol import HiddenStatesUnavailable
 
@@ -30,10 +40,19 @@ class EnsembleHiddenStatesUnavailable(HiddenStatesUnavailable):
     """An ensemble has K residual streams, not one."""
 
 
-def mixture_log_softmax(logits: list[torch.Tensor]) -> torch.Tensor:
-    """log of the mean of the softmaxes of K same-shaped logit tensors."""
-    stacked = torch.stack([torch.log_softmax(x.float(), -1) for x in logits])
-    return torch.logsumexp(stacked, 0) - math.log(len(logits))
+AGGREGATIONS = ("posterior", "uniform")
+
+
+def mixture(logp: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k p_k over the leading (constituent) axis; `log_w` broadcasts against `logp`."""
+    return torch.logsumexp(logp + log_w, 0)
+
+
+def log_weights(prefix: torch.Tensor, aggregation: str) -> torch.Tensor:
+    """log w_k from each constituent's log-likelihood of the text so far (K leading)."""
+    if aggregation == "uniform":
+        return torch.full_like(prefix, -math.log(prefix.shape[0]))
+    return prefix - torch.logsumexp(prefix, 0, keepdim=True)
 
 
 class EnsembleLanguageModel(HFLanguageModel):
@@ -44,12 +63,14 @@ class EnsembleLanguageModel(HFLanguageModel):
     """
 
     def __init__(self, models: list[PreTrainedModel], tokenizer: PreTrainedTokenizerBase, name: str = "ensemble",
-                 batch_size: int = 64, saver: Callable[[str], None] | None = None):
+                 batch_size: int = 64, saver: Callable[[str], None] | None = None, aggregation: str = "posterior"):
         if not models:
             raise ValueError("an ensemble needs at least one model")
+        if aggregation not in AGGREGATIONS:
+            raise ObliviateError(f"unknown aggregation {aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
         super().__init__(models[0], tokenizer, name, batch_size)
         self.models = [m.eval() for m in models]
-        self._saver = saver
+        self._saver, self.aggregation = saver, aggregation
 
     def save(self, path) -> None:
         if self._saver is None:
@@ -57,14 +78,21 @@ class EnsembleLanguageModel(HFLanguageModel):
         self._saver(path)
 
     def _labelled_mixture(self, ids, mask, labels) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(targets, valid mask, mixture log-softmax at the labelled positions)."""
+        """(targets, valid mask, mixture log-softmax at the labelled positions).
+
+        Each constituent's weight at a position comes from its log-likelihood of every real token
+        before it (bos excluded: it is given, not predicted).
+        """
         target = labels[:, 1:]
         valid = target != IGNORE
-        logits = []
-        for m in self.models:
-            hidden = m.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-            logits.append(m.get_output_embeddings()(hidden[valid]))
-        return target, valid, mixture_log_softmax(logits)
+        real = mask[:, 1:].bool()
+        logp = torch.stack([torch.log_softmax(m(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+                            for m in self.models])                                   # (K, B, T, V)
+        seen = logp.gather(-1, ids[:, 1:].expand(len(self.models), -1, -1).unsqueeze(-1)).squeeze(-1)
+        seen = torch.where(real, seen, 0.0)
+        prefix = seen.cumsum(-1) - seen                                              # tokens before t
+        log_w = log_weights(prefix, self.aggregation)                                # (K, B, T)
+        return target, valid, mixture(logp[:, valid], log_w[:, valid].unsqueeze(-1))
 
     @torch.no_grad()
     def log_probs(self, prompts: list[str], answers: list[str]) -> list[torch.Tensor]:
@@ -108,20 +136,28 @@ class EnsembleLanguageModel(HFLanguageModel):
         """Greedy decoding of the mixture, each constituent with its own key-value cache.
 
         Prompts are left-padded, so positions come from the attention mask (as in transformers'
-        `generate`); a finished row keeps emitting padding.
+        `generate`); a finished row keeps emitting padding. Each constituent's log-likelihood of the
+        text so far (the posterior weights) is carried along and grows with every chosen token.
         """
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         caches: list = [None] * len(self.models)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         step_ids, step_pos, done, new = ids, pos, torch.zeros(len(ids), dtype=torch.bool), []
+        prefix = None
         for _ in range(max_new_tokens):
-            logits = []
+            last = []
             for k, m in enumerate(self.models):
                 o = m(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=caches[k],
                       use_cache=True)
                 caches[k] = o.past_key_values
-                logits.append(o.logits[:, -1])
-            nxt = torch.where(done, pad, mixture_log_softmax(logits).argmax(-1))
+                last.append(torch.log_softmax(o.logits.float(), -1))
+            if prefix is None:  # the prompt's own likelihood: real tokens after the bos
+                seen = torch.stack([lp[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) for lp in last])
+                prefix = torch.where(mask[:, :-1].bool() & mask[:, 1:].bool(), seen, 0.0).sum(-1)   # (K, B)
+            logp = torch.stack([lp[:, -1] for lp in last])                              # (K, B, V)
+            nxt = mixture(logp, log_weights(prefix, self.aggregation).unsqueeze(-1)).argmax(-1)
+            nxt = torch.where(done, pad, nxt)
+            prefix = prefix + logp.gather(-1, nxt.expand(len(self.models), -1).unsqueeze(-1)).squeeze(-1)
             new.append(nxt)
             done |= nxt == eos
             if done.all():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import Literal
 
 import torch
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
@@ -44,6 +45,8 @@ class S3TConfig(ExactConfig):
     lora_r: int = Field(8, ge=1, description="LoRA rank of each block")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha of each block")
     lr: float = Field(1e-2, gt=0, description="peak learning rate of block training")
+    replay: Literal["none", "last", "every"] = Field("every", description="mix the public world facts into every "
+                                                     "block's training (any prefix may be served), the last, or none")
     drain: bool = Field(True, description="in `obliviate run`: retrain the deactivated blocks (the background "
                         "queue) before serving; false serves the instantly deactivated model")
 
@@ -117,7 +120,8 @@ class S3TStore(ExactStore):
             for n, p in model.named_parameters():  # only block j learns; earlier blocks are fixed
                 p.requires_grad = f".b{j}." in n
             ids = self.record.live(shard, order[: j + 1])
-            steps += train_on(model, self.tokenizer, self.record.examples(ids), self.config, self.config.epochs,
+            data = self.examples(ids, last=j == self.config.slices - 1)
+            steps += train_on(model, self.tokenizer, data, self.config, self.config.epochs,
                               sub_seed(self.record.seed, "s3t", shard, seq, j), f"s3t: shard {shard} seq {seq} "
                               f"block {j}")
             name = block_name(shard, seq, j)

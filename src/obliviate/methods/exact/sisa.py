@@ -43,7 +43,8 @@ class SISAStore(ExactStore):
         model, steps = self.start_of(shard, first), 0
         for slc in range(first, self.config.slices):
             ids = self.record.live(shard, range(slc + 1))
-            steps += train_on(model, self.tokenizer, self.record.examples(ids), self.config, self.config.epochs,
+            data = self.examples(ids, last=slc == self.config.slices - 1)
+            steps += train_on(model, self.tokenizer, data, self.config, self.config.epochs,
                               sub_seed(self.record.seed, "sisa", shard, slc), f"sisa: shard {shard} slice {slc}")
             name = checkpoint_name(shard, slc)
             (self.path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,8 +24,8 @@ from obliviate.data import Benchmark, format_answer, format_prompt
 from obliviate.errors import ObliviateError
 from obliviate.methods.exact.ensemble import EnsembleLanguageModel
 from obliviate.methods.exact.lineage import Lineage, item_id
-from obliviate.models.settings import TrainConfig
-from obliviate.models.train import train_causal_lm
+from obliviate.models.hf import IGNORE, encode_rows, pad_rows, token_log_probs
+from obliviate.models.train import length_batches, optimize
 
 STORE_KINDS: dict[str, type["ExactStore"]] = {}  # lineage kind -> store class, for `load_exact`
 DELETABLE_SPLITS = ("forget", "retain")          # the people; `world` is public and never deleted
@@ -39,6 +40,13 @@ class ExactConfig(BaseModel):
     base_epochs: int = Field(10, ge=1, description="epochs of the shared base model on the public world facts")
     lr: float = Field(3e-3, gt=0, description="peak learning rate of slice training")
     batch_size: int = Field(32, ge=1, description="examples per optimizer step")
+    prompt_weight: float = Field(1.0, ge=0, description="weight of the prompt tokens' loss beside the answer's: "
+                                 "a constituent that learned its questions recognises its people, which is what the "
+                                 "ensemble's posterior weights route by; 0 trains on completions only, like the target")
+    replay: Literal["none", "last", "every"] = Field(
+        "last", description="mix the public world facts into slice training: in the last slice only (SISA serves "
+        "only last slices), in every slice (S3T serves any prefix), or never; fine-tuning on people alone erases the "
+        "base's world facts")
 
 
 def sub_seed(seed: int, *parts: object) -> int:
@@ -81,12 +89,38 @@ def train_on(model, tokenizer, examples: list[tuple[str, str]], cfg: ExactConfig
 
     A fresh optimizer and a seed fixed by position make a slice's training depend only on the
     weights it starts from and its data: the property exact retraining from a checkpoint rests on.
+    The loss is the target's (`answer_nll` on completions) plus `prompt_weight` times the mean NLL
+    of the prompt tokens (see `ExactConfig.prompt_weight`).
     """
     if not examples:
         return 0
-    tc = TrainConfig(epochs=epochs, lr=lr or cfg.lr, batch_size=cfg.batch_size)
-    train_causal_lm(model, tokenizer, examples, tc, seed, desc=desc)
-    return -(-len(examples) // cfg.batch_size) * epochs
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    rows = encode_rows(tokenizer, [p for p, _ in examples], [c for _, c in examples])
+    # Every token after the bos is labelled; which of them are the answer is kept beside the ids.
+    rows = [(ids, [IGNORE, *ids[1:]]) for ids, _ in rows], [labels for _, labels in rows]
+    lengths = [len(ids) for ids, _ in rows[0]]
+    steps = -(-len(examples) // cfg.batch_size) * epochs
+
+    def batches():
+        for _ in range(epochs):
+            for b in length_batches(lengths, cfg.batch_size, rng):
+                ids, mask, labels = pad_rows([rows[0][i] for i in b], tokenizer.pad_token_id)
+                _, _, answer = pad_rows([(rows[0][i][0], rows[1][i]) for i in b], tokenizer.pad_token_id)
+                yield ids, mask, labels, answer
+
+    def loss(m, batch):
+        ids, mask, labels, answer = (t.to(m.device) for t in batch)
+        lp, valid = token_log_probs(m, ids, mask, labels)
+        is_answer = (answer[:, 1:] != IGNORE).float()
+        n = is_answer.sum(1)
+        weight = (n / 10).clamp(min=1)  # answer_nll's weighting: a long biography counts n / 10 times
+        answer_loss = (weight * -(lp * is_answer).sum(1) / n.clamp(min=1)).sum() / weight.sum()
+        is_prompt = valid * (1 - is_answer)
+        return answer_loss + cfg.prompt_weight * -(lp * is_prompt).sum() / is_prompt.sum().clamp(min=1)
+
+    optimize(model, loss, batches(), steps, lr or cfg.lr, 0.05, 0.0, 1.0, desc=desc)
+    return steps
 
 
 class ExactStore:
@@ -113,11 +147,12 @@ class ExactStore:
         path = Path(tempfile.mkdtemp(prefix=f"obliviate-{cls.kind}-")) if temporary else Path(path)
         path.mkdir(parents=True, exist_ok=True)
         items = assign(deletable_items(bench), config.shards, config.slices, sub_seed(seed, "assign"))
-        record = Lineage(cls.kind, config.model_dump(), seed, items)
+        public = bench.training_examples(("world",))
+        record = Lineage(cls.kind, config.model_dump(), seed, items, state={"public": [list(e) for e in public]})
         torch.manual_seed(sub_seed(seed, "base"))
         base = AutoModelForCausalLM.from_config(arch)
-        steps = train_on(base, tokenizer, bench.training_examples(("world",)), config, config.base_epochs,
-                         sub_seed(seed, "base"), f"{cls.kind}: base on world")
+        steps = train_on(base, tokenizer, public, config, config.base_epochs, sub_seed(seed, "base"),
+                         f"{cls.kind}: base on world")
         base.save_pretrained(path / "base")
         tokenizer.save_pretrained(path / "base")
         record.record(path, "base/model.safetensors")
@@ -146,6 +181,11 @@ class ExactStore:
 
     def save(self, path) -> None:
         shutil.copytree(self.path, Path(path), dirs_exist_ok=True)
+
+    def examples(self, ids: list[str], last: bool) -> list[tuple[str, str]]:
+        """Training data of one slice (or block): its live items, plus the public facts per `replay`."""
+        replay = self.config.replay == "every" or (self.config.replay == "last" and last)
+        return self.record.examples(ids) + ([tuple(e) for e in self.record.state["public"]] if replay else [])
 
     # --- deletion ---------------------------------------------------------------------------
     def items_of_people(self, people: list[str] | set[str]) -> list[str]:
