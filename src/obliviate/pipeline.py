@@ -96,9 +96,13 @@ def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Ben
 
     from obliviate.guards import is_guarded_dir, load_guarded
 
+    from obliviate.methods.exact import is_exact_dir, load_exact
+
     path = method_dir(cfg, name)
     if is_guarded_dir(path):  # an inference-time guard: the target's weights plus the guard's state
         return load_guarded(path, name=name), json.loads((path / "unlearning.json").read_text())
+    if is_exact_dir(path):  # an exact method's store: lineage, checkpoints, served as an ensemble
+        return load_exact(path, name=name), json.loads((path / "unlearning.json").read_text())
     if (path / "config.json").is_file():
         facts = json.loads((path / "unlearning.json").read_text())
         return HFLanguageModel.load(path, name=name), facts
