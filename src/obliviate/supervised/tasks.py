@@ -9,8 +9,9 @@ into forget and retain: `random` forgets a random share of the train samples, `g
 every train sample of one group (synthetic) or class (digits). `forget_test` holds unseen samples
 from the forget set's own distribution (the same group or class; for random forgetting, the whole
 test set), the non-members of the membership attack. `test` holds unseen samples of what is kept.
-Features are standardised with train statistics; so are regression targets (`y_mean`, `y_std`
-turn predictions back into the data's units).
+Regression features and targets are standardised with retain statistics, so gold owes nothing to
+the forget set (`y_mean`, `y_std` turn predictions back into the data's units); digits pixels are
+kept in [0, 1].
 """
 
 from __future__ import annotations
@@ -104,10 +105,12 @@ def build_task(cfg) -> Task:
         order = rng.permutation(train)
         n = max(1, round(f.fraction * len(train)))
         forget, retain, forget_test = np.sort(order[:n]), np.sort(order[n:]), test
-    mu, sd = x[train].mean(0), x[train].std(0) + 1e-8
-    xs = torch.tensor((x - mu) / sd, dtype=torch.float32)
-    if kind == "regression":
-        y_mean, y_std = float(y[train].mean()), float(y[train].std())
+    if kind == "regression":  # scaled with retain statistics only: gold must owe nothing to the forget set
+        mu, sd = x[retain].mean(0), x[retain].std(0)
+        x = (x - mu) / np.where(sd > 1e-8, sd, 1.0)
+    xs = torch.tensor(x, dtype=torch.float32)  # digits stay in [0, 1]: a pixel nearly constant in training
+    if kind == "regression":                    # would blow up, after scaling, in the few images that use it
+        y_mean, y_std = float(y[retain].mean()), float(y[retain].std())
         ys = torch.tensor((y - y_mean) / y_std, dtype=torch.float32).unsqueeze(1)
         n_out = 1
     else:
