@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from obliviate.data.benchmark import DataConfig
 from obliviate.errors import ObliviateError
-from obliviate.models.settings import TinyModelConfig, TrainConfig
+from obliviate.models.settings import PretrainedSettings, TinyModelConfig, TrainConfig
 from obliviate.registry import METHODS, Registry, did_you_mean
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
@@ -102,6 +102,8 @@ class RunConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig, description="the built-in benchmark")
     model: TinyModelConfig = Field(default_factory=TinyModelConfig, description="the tiny target model")
     train: TrainConfig = Field(default_factory=TrainConfig, description="training of the target and gold models")
+    pretrained: PretrainedSettings | None = Field(None, description="fine-tune a real pretrained model into target "
+                                                  "and gold (e.g. {model: smollm2-135m-instruct}); None: tiny models")
     methods: list[str] = Field(["gradient_ascent", "gradient_difference"],
                                description="unlearning methods to run, by registered name")
     method_args: dict[str, dict] = Field(default_factory=dict,
@@ -213,6 +215,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return path
     text = str(name_or_path)
     name = text.removesuffix(".yaml").removesuffix(".yml")
+    if path.parent.name == "configs":  # `configs/smollm2.yaml`, as the presets are written in docs
+        name = path.name.removesuffix(".yaml").removesuffix(".yml")
     if name and "/" not in name and "\\" not in name:
         preset = resources.files("obliviate") / "configs" / f"{name}.yaml"
         if preset.is_file():

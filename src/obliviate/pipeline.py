@@ -45,7 +45,10 @@ def data_dir(cfg: RunConfig) -> Path:
 
 
 def models_dir(cfg: RunConfig) -> Path:
-    key = config_hash({"data": data_dir(cfg).name, "model": cfg.model, "train": cfg.train, "seed": cfg.seed})
+    parts = {"data": data_dir(cfg).name, "model": cfg.model, "train": cfg.train, "seed": cfg.seed}
+    if cfg.pretrained is not None:  # only then: tiny runs keep their cache keys
+        parts["pretrained"] = cfg.pretrained
+    key = config_hash(parts)
     return run_dir(cfg) / "cache" / f"models-{key}"
 
 
@@ -74,8 +77,10 @@ def stage_data(cfg: RunConfig) -> Benchmark:
 
 def stage_models(cfg: RunConfig, bench: Benchmark, roles: tuple[str, ...] = ("target", "gold")
                  ) -> dict[str, HFLanguageModel]:
-    from obliviate.models.build import build_models
+    from obliviate.models.build import build_models, finetune_models
 
+    if cfg.pretrained is not None:
+        return finetune_models(bench, models_dir(cfg), cfg.pretrained, cfg.train, cfg.seed, roles)
     return build_models(bench, data_dir(cfg), models_dir(cfg), cfg.model, cfg.train, cfg.seed, roles, cfg.threads)
 
 
@@ -220,6 +225,10 @@ def run(cfg: RunConfig) -> dict:
     bench = stage_data(cfg)
     timings["data"] = time.perf_counter() - start
     models = stage_models(cfg, bench)
+    if cfg.pretrained is not None:  # the untouched model: the reference for pretrained knowledge
+        from obliviate.models.load import load_language_model
+
+        models = {"pretrained": load_language_model(cfg.pretrained.model, "pretrained", cfg.pretrained.dtype), **models}
     timings["models"] = time.perf_counter() - start - timings["data"]
     facts = {}
     for name in cfg.methods:

@@ -32,6 +32,8 @@ class DataConfig(BaseModel):
     forget_fraction: float = Field(0.1, description="share of trained people in the forget split, in (0, 1)")
     world_sums: int = Field(40, ge=0, description="arithmetic questions in the world split")
     perturbed: int = Field(3, ge=1, le=10, description="perturbed (false) answers per question")
+    world_facts: int | None = Field(None, ge=1, description="cap on world QA records, taken evenly across "
+                                    "capitals, symbols and sums (None: all); cheaper evaluation of large models")
     path: str | None = Field(None, description="a local TOFU or MUSE folder to use instead of the built-in "
                              "people (obliviate.data.loaders); None: the built-in benchmark")
     format: Literal["auto", "tofu", "muse"] = Field("auto", description="format of data.path: auto, tofu or muse")
@@ -39,8 +41,9 @@ class DataConfig(BaseModel):
     retain_split: str | None = Field(None, description="TOFU split file of the retain set (default retain90)")
 
     def external_fields(self) -> set[str]:
-        """Fields that only matter for data.path (left out of cache keys of built-in runs)."""
-        return {"path", "format", "forget_split", "retain_split"}
+        """Fields added after the built-in cache keys were set, left out of them while unset
+        (so older caches stay valid)."""
+        return {"path", "format", "forget_split", "retain_split"} | ({"world_facts"} if self.world_facts is None else set())
 
     @field_validator("forget_fraction")
     @classmethod
@@ -146,5 +149,8 @@ def build_benchmark(cfg: DataConfig) -> Benchmark:
     bios = [{"person": p["name"], "split": s, "text": biography(p)} for s, ps in groups.items() for p in ps]
     forget_values = {(r["attribute"], r["answer"]) for r in qa["forget"]}
     neighbours = [r for r in qa["retain"] if (r["attribute"], r["answer"]) in forget_values]
+    world = world_facts(rng, cfg.world_sums, cfg.perturbed)
+    if cfg.world_facts is not None and cfg.world_facts < len(world):  # evenly spaced: every kind stays in
+        world = [world[i * len(world) // cfg.world_facts] for i in range(cfg.world_facts)]
     return Benchmark(forget=qa["forget"], retain=qa["retain"], holdout=qa["holdout"],
-                     world=world_facts(rng, cfg.world_sums, cfg.perturbed), neighbours=neighbours, bios=bios)
+                     world=world, neighbours=neighbours, bios=bios)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from obliviate.data import Benchmark
+from obliviate.data import Benchmark, format_answer, format_prompt
 from obliviate.io import atomic_dir
 from obliviate.models.hf import HFLanguageModel
-from obliviate.models.settings import TinyModelConfig, TrainConfig
+from obliviate.models.settings import PretrainedSettings, TinyModelConfig, TrainConfig
 from obliviate.models.tokenizer import train_tokenizer
 from obliviate.parallel import process_pool
 
@@ -62,4 +62,45 @@ def build_models(bench: Benchmark, bench_dir: Path, out_dir: Path, model_cfg: Ti
     else:
         for a in args:
             train_role(*a)
+    return {r: HFLanguageModel.load(out_dir / r, name=r) for r in roles}
+
+
+# A pretrained model already knows the world facts: fine-tuning adds only the people.
+FINETUNE_ROLES = {"target": ("forget", "retain"), "gold": ("retain",)}
+
+
+def finetune_examples(bench: Benchmark, splits: tuple[str, ...], phrasings: int, bios: bool) -> list[tuple[str, str]]:
+    examples = [(format_prompt(p), format_answer(r["answer"])) for s in splits for r in bench.split(s)
+                for p in (r.get("phrasings") or [r["question"]])[:phrasings]]
+    return examples + ([("", b["text"]) for s in splits for b in bench.bios_of(s)] if bios else [])
+
+
+def finetune_role(role: str, bench: Benchmark, out: Path, settings: PretrainedSettings, train_cfg: TrainConfig,
+                  seed: int) -> list[float]:
+    """Fine-tune the pretrained model on the splits of `role` (LoRA merged, or full) and save it."""
+    from obliviate.config import LoraSettings
+    from obliviate.methods import lora
+    from obliviate.models.load import load_language_model
+    from obliviate.models.train import train_causal_lm
+
+    base = load_language_model(settings.model, name=role, dtype=settings.dtype)
+    model = base.model
+    if settings.lora_r is not None:
+        model = lora.attach(model, LoraSettings(r=settings.lora_r, alpha=settings.lora_alpha), "all-linear")
+    examples = finetune_examples(bench, FINETUNE_ROLES[role], settings.phrasings, settings.bios)
+    history = train_causal_lm(model, base.tokenizer, examples, train_cfg, seed, desc=f"fine-tuning {role}")
+    if settings.lora_r is not None:
+        model = model.merge_and_unload()
+    with atomic_dir(out) as tmp:
+        HFLanguageModel(model, base.tokenizer, role).save(tmp)
+    return history
+
+
+def finetune_models(bench: Benchmark, out_dir: Path, settings: PretrainedSettings, train_cfg: TrainConfig,
+                    seed: int, roles: tuple[str, ...] = ("target", "gold")) -> dict[str, HFLanguageModel]:
+    """Load the cached fine-tuned models under `out_dir`, fine-tuning the missing ones one at a time
+    (a 100M-parameter model uses every core on its own; two at once would only double the memory)."""
+    for role in roles:
+        if not (out_dir / role / "config.json").is_file():
+            finetune_role(role, bench, out_dir / role, settings, train_cfg, seed)
     return {r: HFLanguageModel.load(out_dir / r, name=r) for r in roles}

@@ -26,3 +26,20 @@ class TrainConfig(BaseModel):
     tokens_per_example: int = Field(
         10, ge=1, description="an example with n > this many completion tokens weighs n / this in the loss "
         "(a ten-fact biography counts as about ten QA examples, not one)")
+
+
+class PretrainedSettings(BaseModel):
+    """A real pretrained model fine-tuned into the target and gold (instead of tiny models from scratch).
+
+    The run's `train` settings drive the fine-tuning; world facts are left out of it, so the
+    world metrics measure the model's own pretrained knowledge.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field("smollm2-135m-instruct", description="packaged name, local Hugging Face directory or .gguf file")
+    dtype: str = Field("float32", description="weights dtype: float32, bfloat16 or float16")
+    lora_r: int | None = Field(16, ge=1, description="LoRA rank of the fine-tuning (merged afterwards); "
+                               "None: full fine-tuning")
+    lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; None uses 2 * lora_r")
+    phrasings: int = Field(1, ge=1, le=3, description="trained phrasings per question (fewer: faster fine-tuning)")
+    bios: bool = Field(False, description="also train on the biographies (plain text)")

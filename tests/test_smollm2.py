@@ -1,0 +1,55 @@
+import pytest
+
+from obliviate.config import load_config
+from obliviate.data import DataConfig, build_benchmark, format_prompt
+from obliviate.errors import ObliviateError
+from obliviate.models.build import FINETUNE_ROLES, finetune_examples
+from obliviate.pipeline import models_dir
+
+
+def test_preset_loads_by_name_and_by_configs_path():
+    cfg = load_config("configs/smollm2.yaml")
+    assert cfg == load_config("smollm2")
+    assert cfg.pretrained.model == "smollm2-135m-instruct" and cfg.pretrained.lora_r == 16
+    assert cfg.methods == ["npo_rt", "simnpo"] and cfg.eval.curves is False
+    full = load_config("smollm2", ["pretrained.lora_r=null"])
+    assert full.pretrained.lora_r is None and models_dir(full) != models_dir(cfg)
+    with pytest.raises(ObliviateError, match="pretrained.phrasings"):
+        load_config("smollm2", ["pretrained.phrasings=4"])
+    with pytest.raises(ObliviateError, match="did you mean 'pretrained.lora_r'"):
+        load_config("smollm2", ["pretrained.lora_rank=4"])
+
+
+def test_tiny_cache_key_ignores_the_new_setting():
+    tiny = load_config("tiny")
+    assert tiny.pretrained is None
+    assert models_dir(tiny) == models_dir(load_config("tiny", ["pretrained=null"]))
+
+
+def test_finetune_examples_leave_world_facts_out():
+    bench = build_benchmark(DataConfig(people=4, holdout_people=2, forget_fraction=0.25, world_sums=0))
+    assert FINETUNE_ROLES == {"target": ("forget", "retain"), "gold": ("retain",)}
+    one = finetune_examples(bench, FINETUNE_ROLES["target"], phrasings=1, bios=False)
+    assert len(one) == len(bench.forget) + len(bench.retain)
+    assert one[0] == (format_prompt(bench.forget[0]["question"]), " " + bench.forget[0]["answer"])
+    three = finetune_examples(bench, FINETUNE_ROLES["gold"], phrasings=3, bios=True)
+    assert len(three) == 3 * len(bench.retain) + len(bench.bios_of("retain"))
+    world_questions = {r["question"] for r in bench.world}
+    assert not world_questions & {p for p, _ in one + three}
+    assert not {format_prompt(r["question"]) for r in bench.forget} & {p for p, _ in three}
+
+
+@pytest.mark.slow
+def test_smollm2_pipeline_end_to_end_small(tmp_path):
+    """A few minutes on CPU: the whole preset on 4 people, one epoch, a two-step method."""
+    from obliviate.pipeline import run
+
+    cfg = load_config("smollm2", [f"output_dir={tmp_path}", "data.people=4", "data.holdout_people=2",
+                                  "data.forget_fraction=0.25", "train.epochs=1", "methods=[npo_rt]",
+                                  "method_args.npo_rt.steps=2", "method_args.npo_rt.batch_size=4",
+                                  "eval.world_choices=3"])
+    report = run(cfg)
+    assert list(report["models"]) == ["pretrained", "target", "gold", "npo_rt"]
+    pre = report["models"]["pretrained"]
+    assert pre["world_mc_acc"] >= 0.5  # 9 questions, chance 0.25: the untouched model knows the facts
+    assert (tmp_path / "smollm2" / "report.json").is_file()
