@@ -279,6 +279,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for text in overrides:
         parts, value = parse_override(text)
         _set_dotted(raw, parts, value, text)
+    if "task" in raw:  # a supervised (regression / classification) run: regression.yaml, digits.yaml
+        from obliviate.supervised.config import build_supervised_config
+
+        return build_supervised_config(raw)
     check_keys(raw, RunConfig)
     try:
         return RunConfig(**raw)
