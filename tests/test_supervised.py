@@ -58,6 +58,10 @@ def test_presets_load_and_name_their_task():
     assert dig.method_config("laf").temperature == 5.0
     path = load_supervised_config("src/obliviate/configs/regression.yaml", ["seed=3"])
     assert path.seed == 3 and path.task == "synthetic"
+    from obliviate.config import load_config
+    from obliviate.supervised.config import SupervisedRunConfig
+
+    assert isinstance(load_config("configs/digits.yaml", ["seed=2"]), SupervisedRunConfig)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -181,13 +185,19 @@ def test_every_method_changes_the_model_and_moves_forget_error_toward_gold(regre
 
 # ----------------------------------------------------------------------------- pipeline and report
 
-def test_run_writes_a_reproducible_report_card(tmp_path):
+def test_cli_run_writes_a_reproducible_report_card(tmp_path):
+    from typer.testing import CliRunner
+
+    from obliviate.cli import app
+
     over = [*SMALL_DIGITS, "methods=[laf, retain_ft]", "method_args.retain_ft.epochs=1",
             "method_args.laf={epochs: 3, vae_epochs: 3}", f"output_dir={tmp_path}", "name=card"]
-    report = run_supervised(load_supervised_config("digits", over))
-    again = run_supervised(load_supervised_config("digits", over), write=False)
-    assert report["models"] == again["models"]
+    result = CliRunner().invoke(app, ["run", "--config", "digits", *(a for o in over for a in ("--set", o))])
+    assert result.exit_code == 0, result.output
+    assert "retain_ft" in result.output and "mia_auc" in result.output and "card/report.json" in result.output
     saved = json.loads((tmp_path / "card" / "report.json").read_text())
+    again = run_supervised(load_supervised_config("digits", over), write=False)
+    assert saved["models"] == json.loads(json.dumps(again["models"]))  # same seed, same numbers
     assert saved["kind"] == "supervised" and saved["unlearning"]["laf"]["uses_labels"] is False
     assert set(saved["models"]) == {"target", "gold", "laf", "retain_ft"}
     page = (tmp_path / "card" / "report.html").read_text()
