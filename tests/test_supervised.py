@@ -140,7 +140,8 @@ class LabelsForbidden:
     """Inputs only; touching any label fails the test (not an ObliviateError a method could catch)."""
 
     def __init__(self, data: UnlearnData) -> None:
-        self.kind, self.n_outputs, self.retain_x, self.forget_x = data.kind, data.n_outputs, data.retain_x, data.forget_x
+        self.kind, self.n_outputs = data.kind, data.n_outputs
+        self.retain_x, self.forget_x = data.retain_x, data.forget_x
 
     @property
     def retain_y(self):

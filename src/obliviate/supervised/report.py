@@ -103,7 +103,8 @@ def print_supervised_table(report: dict, console) -> None:
 
     kind = report["task"]["kind"]
     m = main_metric(kind)
-    keys = [f"{s}_{m}" for s in SPLITS] + (["test_r2"] if kind == "regression" else []) + ["mia_auc", "mia_ref_auc", "act_dist"]
+    keys = [f"{s}_{m}" for s in SPLITS] + (["test_r2"] if kind == "regression" else [])
+    keys += ["mia_auc", "mia_ref_auc", "act_dist"]
     arrow = {True: "↑", False: "↓", None: "≈"}
     table = Table(caption="↑ higher is better  ↓ lower is better  ≈ closer to gold is better; "
                           "bar: forget within 10 % of gold, retain and test at most 10 % worse than target")

@@ -8,9 +8,11 @@ forget inputs are drawn to B's:
     L = L_task(M(x_r), y_r) + w * [ |M(x_f) - B(x_f)|_1 + beta * sum_l | a(h_l^M(x_f)) - a(h_l^B(x_f)) |^2 ]
 
 where h_l is layer l's activation and a(h) = h^2 / ||h^2|| the normalised activation "attention" map
-(Zagoruyko & Komodakis 2017, as the paper uses it); the paper uses beta = 50. The paper mixes retain
-and forget samples in one batch weighted by their share; here each step takes one retain batch and
-one forget batch and weighs the forget term by `forget_weight`.
+(Zagoruyko & Komodakis 2017, arXiv 1612.03928), for an MLP's (n, width) activations; the authors'
+code uses beta = 50. Their code mixes retain and forget samples in one batch, weighted by their
+share, with an L1 retain loss; here each step takes one retain batch and one forget batch, the
+retain term is the task loss (squared error or cross-entropy) and the forget term is weighted by
+`forget_weight`.
 
     obliviate run --config regression --set methods=[blindspot] --set method_args.blindspot.epochs=20
 """
@@ -36,7 +38,7 @@ class BlindspotConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="Adam learning rate of the unlearning")
     batch_size: int = Field(32, ge=1, description="minibatch size (retain and forget batches alike)")
     forget_weight: float = Field(1.0, ge=0, description="weight w of the forget (attraction) term")
-    beta: float = Field(50.0, ge=0, description="weight of the layer-wise activation term (paper: 50)")
+    beta: float = Field(50.0, ge=0, description="weight of the layer-wise activation term (authors' code: 50)")
 
 
 def attention(h: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Label-Agnostic Forgetting (Shen et al. 2024, ICLR, arXiv 2404.00506): unlearning without any labels.
 
 The model is an extractor e (the MLP body) and a head. With the extractor frozen, two VAEs learn the
-distribution of its representations: h_D on all training inputs, h_f on the forget inputs. Then,
+distribution of its representations: h_D on all training inputs (the paper's stand-in for the
+retain distribution) and h_f on the forget inputs, as in the authors' code. Then,
 for `epochs` passes, two steps alternate on paired retain/forget minibatches, updating e only:
 
   extractor unlearning (paper's L_UE): keep retain representations well reconstructed by h_D and
@@ -34,14 +35,14 @@ from obliviate.supervised.train import batches, task_loss
 
 class LAFConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    latent: int = Field(8, ge=1, description="VAE latent dimensions (paper: 8 for its MNIST CNN)")
+    latent: int = Field(8, ge=1, description="VAE latent dimensions (authors: 8 for their MNIST CNN)")
     vae_epochs: int = Field(20, ge=1, description="epochs each VAE trains on the frozen representations")
     vae_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the VAEs")
     kl_weight: float = Field(0.025, ge=0, description="weight of the VAE's KL term")
     epochs: int = Field(20, ge=1, description="alternating unlearning passes over the forget set")
-    lr_ue: float = Field(5e-5, gt=0, description="learning rate of the extractor-unlearning step (paper: 5e-5)")
-    lr_ra: float = Field(1e-4, gt=0, description="learning rate of the representation-alignment step (paper: 1e-4)")
-    temperature: float = Field(20.0, gt=0, description="contrastive temperature T (paper: 20 for class removal)")
+    lr_ue: float = Field(5e-5, gt=0, description="learning rate of the extractor-unlearning step (authors: 5e-5)")
+    lr_ra: float = Field(1e-4, gt=0, description="learning rate of the representation-alignment step (authors: 1e-4)")
+    temperature: float = Field(20.0, gt=0, description="contrastive temperature T (authors: 20 for class removal)")
     batch_size: int = Field(32, ge=1, description="minibatch size (retain and forget batches alike)")
     repair_epochs: int = Field(0, ge=0, description="LAF+R: epochs fine-tuning the head on retain labels "
                                "afterwards (0: fully label-free)")
@@ -98,7 +99,8 @@ class LAF(SupervisedUnlearner):
         torch.manual_seed(seed)
         original = copy.deepcopy(model).eval().requires_grad_(False)
         with torch.no_grad():
-            reps_all, reps_forget = model.features(torch.cat([data.retain_x, data.forget_x])), model.features(data.forget_x)
+            reps_all = model.features(torch.cat([data.retain_x, data.forget_x]))
+            reps_forget = model.features(data.forget_x)
         vae_all, vae_forget = train_vae(reps_all, c, gen), train_vae(reps_forget, c, gen)
         extractor = [p for layer in model.body for p in layer.parameters()]
         opt_ue, opt_ra = torch.optim.Adam(extractor, lr=c.lr_ue), torch.optim.Adam(extractor, lr=c.lr_ra)
