@@ -41,6 +41,7 @@ from obliviate.registry import register_method
 
 
 class S3TConfig(ExactConfig):
+    slices: int = Field(2, ge=1, description="slices per shard = LoRA blocks per sequence")
     sequences: int = Field(2, ge=1, description="slice orders trained per shard (cyclic rotations, at most slices)")
     lora_r: int = Field(8, ge=1, description="LoRA rank of each block")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha of each block")

@@ -34,9 +34,9 @@ DELETABLE_SPLITS = ("forget", "retain")          # the people; `world` is public
 class ExactConfig(BaseModel):
     """Settings SISA and S3T share."""
     model_config = ConfigDict(extra="forbid")
-    shards: int = Field(5, ge=1, description="disjoint shards of the people; one constituent model each")
-    slices: int = Field(4, ge=1, description="slices per shard, trained one after another with a checkpoint each")
-    epochs: int = Field(10, ge=1, description="epochs of each slice's training (over slices 1..i for slice i)")
+    shards: int = Field(10, ge=1, description="disjoint shards of the people; one constituent model each")
+    slices: int = Field(3, ge=1, description="slices per shard, trained one after another with a checkpoint each")
+    epochs: int = Field(6, ge=1, description="epochs of each slice's training (over slices 1..i for slice i)")
     base_epochs: int = Field(10, ge=1, description="epochs of the shared base model on the public world facts")
     lr: float = Field(3e-3, gt=0, description="peak learning rate of slice training")
     batch_size: int = Field(32, ge=1, description="examples per optimizer step")
