@@ -83,6 +83,16 @@ def test_group_forgetting_needs_groups_and_a_known_group():
         build_task(load_supervised_config("digits", ["forget.group=12"]))
 
 
+def test_supervised_and_language_model_methods_never_mix():
+    from obliviate.config import load_config
+    from obliviate.methods import METHODS
+
+    assert not set(supervised_methods().names()) - {"gradient_ascent"} & set(METHODS.names())
+    assert supervised_methods().get("gradient_ascent") is not METHODS.get("gradient_ascent")
+    with pytest.raises(ObliviateError, match="unknown method 'blindspot'"):
+        load_config("micro", ["methods=[blindspot]"])
+
+
 def test_llm_commands_refuse_a_supervised_preset():
     from typer.testing import CliRunner
 
