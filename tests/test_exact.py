@@ -264,3 +264,18 @@ def test_save_and_load_round_trip(s3t_store, tmp_path):
     shutil.rmtree(tmp_path / "saved" / "base")
     with pytest.raises(ObliviateError, match="no exact-unlearning store"):
         load_exact(tmp_path / "saved")
+
+
+def test_sequential_requests_delete_from_a_copy_of_the_previous_store(sisa_store, setup):
+    from obliviate.methods.exact.sisa import SISA
+
+    bench, _, _ = setup
+    first, second = bench.people("forget")[:2]
+    lm = sisa_store.language_model("sisa")
+    method = SISA(SISA_CFG)
+    after_one = method.unlearn(lm, bench.restrict_forget({first}))
+    assert method.facts()["items_deleted"] == 31 and "train" not in method.facts()
+    after_two = method.unlearn(after_one, bench.restrict_forget({second}))
+    deleted = lambda lm: {r["person"] for r in lm.store.record.items.values() if r["deleted"]}  # noqa: E731
+    assert deleted(lm) == set() and deleted(after_one) == {first} and deleted(after_two) == {first, second}
+    assert after_two.store.path != after_one.store.path != sisa_store.path
