@@ -51,14 +51,16 @@ def full_retraining(cfg, bench, target) -> dict:
             "steps": -(-len(examples) // cfg.train.batch_size) * cfg.train.epochs}
 
 
-def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZES) -> dict:
-    start = time.perf_counter()
+def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZES, quality: bool = True) -> dict:
+    start, cpu = time.perf_counter(), time.process_time()
     store = store_class.create(None, target.tokenizer, target.model.config, bench, config, cfg.seed)
     out = {"config": config.model_dump(), "train": {"seconds": round(time.perf_counter() - start, 2),
+                                                     "cpu_seconds": round(time.process_time() - cpu, 2),
                                                      "steps": store.steps}}
     print(f"{store.kind}: trained in {out['train']['seconds']} s, {store.steps} steps", flush=True)
-    out["quality_before"] = light_eval(store.language_model(), bench, gold)
-    print(f"{store.kind}: before deletion {out['quality_before']}", flush=True)
+    if quality:
+        out["quality_before"] = light_eval(store.language_model(), bench, gold)
+        print(f"{store.kind}: before deletion {out['quality_before']}", flush=True)
     live = sorted(store.record.items)
     out["deletions"] = {}
     for n in sizes:
@@ -79,6 +81,8 @@ def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZ
                             "step_ratio": round(drain["steps"] / full["steps"], 4)}
         out["deletions"][str(n)] = row
         print(f"{store.kind}: delete {n}: {row}", flush=True)
+    if not quality:
+        return out
     forget = store.copy()
     ids = forget.items_of_people(bench.people("forget"))
     report = forget.delete(ids)
@@ -98,6 +102,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/exact_deletion.json")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default="sisa,s3t")
+    parser.add_argument("--cost-only", action="store_true", help="deletion costs only: no quality evaluations")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="deletion sizes, e.g. 1,10,100")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="method settings as method.key=value, e.g. sisa.shards=10")
@@ -117,14 +122,17 @@ def main() -> None:
     full = full_retraining(cfg, bench, target)
     print(f"full retraining: {full}", flush=True)
     result = {"config": args.config, "threads": args.threads, "load_average_before": load_before,
-              "full_retraining": full,
-              "target_quality": light_eval(target, bench, gold), "gold_quality": light_eval(gold_lm, bench, gold)}
-    print(f"target: {result['target_quality']}", flush=True)
+              "full_retraining": full}
+    if not args.cost_only:
+        result |= {"target_quality": light_eval(target, bench, gold), "gold_quality": light_eval(gold_lm, bench, gold)}
+        print(f"target: {result['target_quality']}", flush=True)
     kinds = {"sisa": (SISAStore, ExactConfig), "s3t": (S3TStore, S3TConfig)}
     for name in args.methods.split(","):
         store_class, config_class = kinds[name]
         result[name] = measure(store_class, config_class(**settings[name]), cfg, bench, target, gold, full,
-                               [int(n) for n in args.sizes.split(",")])
+                               [int(n) for n in args.sizes.split(",")], quality=not args.cost_only)
+        if args.cost_only:
+            continue
         tq = result["target_quality"]
         for when in ("quality_before",):
             q = result[name][when]
