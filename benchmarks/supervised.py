@@ -1,18 +1,19 @@
 """Supervised unlearning (issue 10): every method and baseline on each built-in task, against gold.
 
-    python benchmarks/supervised.py            # about 2-3 minutes on 2 CPU cores
+    python benchmarks/supervised.py            # about 3-4 minutes on 2 CPU cores
     python benchmarks/supervised.py --skip-timing
 
 Cases: the `regression` preset (synthetic, one whole group forgotten), the same methods on
 scikit-learn's diabetes (30 % of the train samples forgotten at random) with a target trained 20
 epochs and one trained 40 epochs (it memorises: train RMSE half its test RMSE), the `digits` preset
-(class 3 forgotten) and digits with 20 % random samples forgotten. Method settings other than the
-presets' are in DIABETES and DIABETES_MEMORISED below. For every model: the forget / retain /
-test error (RMSE, regression) or accuracy (classification), the loss-attack MIA AUC and its
+(class 3 forgotten; the target trains on 10 % of digits for 200 epochs, so it memorises) and digits
+with 20 % random samples forgotten. Method settings other than the presets' are in DIABETES and
+DIABETES_MEMORISED below; gaussian_ft runs at its defaults everywhere. For every model: the forget /
+retain / test error (RMSE, regression) or accuracy (classification), the loss-attack MIA AUC and its
 gold-calibrated variant, the activation distance to gold, and the issue's bar (forget within 10 %
-of gold, retain and test at most 10 % worse than the target). Gold's plain MIA AUC is also
-measured over seeds 0-19, to show how far from 0.5 chance alone puts it (forget sets of
-80-360 samples). Unless --skip-timing,
+of gold, retain and test at most 10 % worse than the target). The plain MIA AUC of target and
+gold is also measured over seeds 0-19, to show how far from 0.5 chance alone puts gold's (forget
+sets of 18-360 samples) and whether the target's stays above it. Unless --skip-timing,
 each preset is timed as `/usr/bin/time -v obliviate run --config <preset>` (wall time, peak RSS).
 
 Writes benchmarks/results/supervised.json and prints a markdown table.
@@ -41,14 +42,15 @@ from obliviate.supervised.tasks import build_task
 
 OUT = Path(__file__).resolve().parent / "results" / "supervised.json"
 DIABETES = ["task=diabetes", "name=diabetes", "forget.kind=random", "forget.fraction=0.3", "train.epochs=20",
-            "method_args.blindspot={epochs: 5, forget_weight: 1.0, blindspot_epochs: 3}",
-            "method_args.gaussian_ft={epochs: 20, forget_weight: 0.3, lr: 0.001}"]
+            "method_args.blindspot={epochs: 5, forget_weight: 1.0, blindspot_epochs: 3}"]
+# gaussian_ft runs at its defaults on every case (the paper's mixing, 5 epochs, lr 1e-3); it used to be
+# given {epochs: 20, forget_weight: 0.3, lr: 0.001} here and {epochs: 40, forget_weight: 0.5, lr: 0.0003}
+# below, settings picked on diabetes that still lost 21 % (20-epoch target) test RMSE.
 DIABETES_MEMORISED = ["task=diabetes", "name=diabetes-40", "forget.kind=random", "forget.fraction=0.3",
                       # trained 40 epochs, the target memorises its 265 train samples: a longer budget
                       "method_args.retain_ft={epochs: 60}",
                       "method_args.random_labels={epochs: 60, forget_weight: 0.5, lr: 0.0003}",
-                      "method_args.blindspot={epochs: 60, forget_weight: 2.0, blindspot_epochs: 3, lr: 0.001}",
-                      "method_args.gaussian_ft={epochs: 40, forget_weight: 0.5, lr: 0.0003}"]
+                      "method_args.blindspot={epochs: 60, forget_weight: 2.0, blindspot_epochs: 3, lr: 0.001}"]
 CASES = {  # name: (preset, overrides)
     "synthetic, group forgotten": ("regression", []),
     "diabetes, 30 % random, target trained 20 epochs": ("regression", DIABETES),
@@ -56,16 +58,18 @@ CASES = {  # name: (preset, overrides)
     "digits, class 3 forgotten": ("digits", []),
     "digits, 20 % random": ("digits", ["name=digits-random", "forget.kind=random", "forget.fraction=0.2"]),
 }
-GOLD_SEEDS = range(20)
+SEEDS = range(20)
 
 
-def gold_mia_over_seeds(preset: str, overrides: list[str]) -> list[float]:
-    aucs = []
-    for seed in GOLD_SEEDS:
+def mia_over_seeds(preset: str, overrides: list[str]) -> dict[str, list[float]]:
+    """The plain loss-attack AUC of target and gold on seeds 0-19 (each seed: its own split and models)."""
+    aucs = {"target": [], "gold": []}
+    for seed in SEEDS:
         cfg = load_supervised_config(preset, [*overrides, f"seed={seed}", "methods=[]"])
         task = build_task(cfg)
-        gold = train_reference(cfg, task, "gold")
-        aucs.append(round(evaluate(gold, task, gold)["mia_auc"].value, 4))
+        models = {role: train_reference(cfg, task, role) for role in aucs}
+        for role, model in models.items():
+            aucs[role].append(round(evaluate(model, task, models["gold"])["mia_auc"].value, 4))
     return aucs
 
 
@@ -97,7 +101,8 @@ def main() -> None:
                    "seconds": report["unlearning"].get(name, {}).get("seconds")}
                 for name, row in report["models"].items()}
         cases[case] = {"preset": preset, "overrides": overrides, "metric": m, "sizes": report["benchmark"],
-                       "models": rows, "gold_mia_auc_seeds": gold_mia_over_seeds(preset, overrides),
+                       "models": rows,
+                       **{f"{role}_mia_auc_seeds": a for role, a in mia_over_seeds(preset, overrides).items()},
                        "seconds": round(time.perf_counter() - t, 1)}
         print(f"{case}: {cases[case]['seconds']} s", file=sys.stderr)
     timing = {} if args.skip_timing else {p: time_preset(p) for p in ("regression", "digits")}
@@ -111,11 +116,14 @@ def markdown(result: dict) -> str:
     lines = []
     for case, c in result["cases"].items():
         unit = "RMSE" if c["metric"] == "rmse" else "acc"
-        seeds = c["gold_mia_auc_seeds"]
+        seeds, target = c["gold_mia_auc_seeds"], c["target_mia_auc_seeds"]
         near = sum(abs(a - 0.5) <= 0.05 for a in seeds)
-        lines += [f"\n**{case}** ({', '.join(f'{k} {v}' for k, v in c['sizes'].items())}; gold MIA AUC over "
-                  f"{len(seeds)} seeds: mean {statistics.mean(seeds):.3f}, sd {statistics.stdev(seeds):.3f}, "
-                  f"range {min(seeds):.3f}-{max(seeds):.3f}, {near}/{len(seeds)} within 0.5 ± 0.05)\n",
+        above = sum(t > g for t, g in zip(target, seeds))
+        lines += [f"\n**{case}** ({', '.join(f'{k} {v}' for k, v in c['sizes'].items())}; MIA AUC over "
+                  f"{len(seeds)} seeds: gold mean {statistics.mean(seeds):.3f}, sd {statistics.stdev(seeds):.3f}, "
+                  f"range {min(seeds):.3f}-{max(seeds):.3f}, {near}/{len(seeds)} within 0.5 ± 0.05; target mean "
+                  f"{statistics.mean(target):.3f}, sd {statistics.stdev(target):.3f}, above gold's on "
+                  f"{above}/{len(seeds)} seeds)\n",
                   f"| model | forget {unit} | retain {unit} | test {unit} | MIA AUC | MIA AUC (gold-calibrated) "
                   "| act. dist. to gold | bar |", "|---|---|---|---|---|---|---|---|"]
         for name, r in c["models"].items():

@@ -36,7 +36,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def digits_setup():
     torch.set_num_threads(1)
-    cfg = load_supervised_config("digits", ["methods=[]"])  # the preset's MLP and training: about 3 s
+    cfg = load_supervised_config("digits", ["methods=[]"])  # the preset's MLP and training: about 2 s
     task = build_task(cfg)
     return cfg, task, {r: train_reference(cfg, task, r) for r in ("target", "gold")}
 
@@ -139,6 +139,36 @@ def test_mia_auc_and_stable_cross_entropy():
     assert reference[1] == 0 and loss[1].item() == pytest.approx(np.exp(-60) + np.exp(-63), rel=1e-9)
 
 
+def test_digits_target_memorises_and_gold_does_not(digits_setup):
+    """The preset's target (10 % of digits, 200 epochs) leaks membership to the loss attack; gold, retrained
+    by the same recipe without the forgotten class, sits at chance (the 50 % split gave the target 0.52)."""
+    _, task, models = digits_setup
+    target = evaluate(models["target"], task, models["gold"])["mia_auc"].value
+    gold = evaluate(models["gold"], task, models["gold"])["mia_auc"].value
+    assert abs(gold - 0.5) <= 0.05 and target >= 0.6 and target > gold + 0.1
+
+
+def test_digits_target_leaks_more_than_gold_on_random_forgetting_too():
+    for seed in (0, 1, 2):
+        cfg = load_supervised_config("digits", ["forget.kind=random", "forget.fraction=0.2", f"seed={seed}",
+                                                "methods=[]"])
+        task = build_task(cfg)
+        models = {r: train_reference(cfg, task, r) for r in ("target", "gold")}
+        target, gold = (evaluate(models[r], task, models["gold"])["mia_auc"].value for r in ("target", "gold"))
+        assert target > gold + 0.05, (seed, target, gold)
+
+
+def test_gaussian_ft_mixes_forget_into_retain_by_default(regression_setup):
+    """The paper's scheme (relabelled forget samples shuffled into the retain data) unless forget_weight is set."""
+    _, task, models = regression_setup
+    cls = supervised_methods().get("gaussian_ft")
+    assert cls().config.forget_weight is None
+    target_rmse = evaluate(models["target"], task, models["gold"])["forget_rmse"].value
+    for cfg in (cls.config_class(), cls.config_class(forget_weight=0.3)):
+        model = cls(cfg).unlearn(copy.deepcopy(models["target"]), UnlearnData.from_task(task), seed=0)
+        assert evaluate(model, task, models["gold"])["forget_rmse"].value > target_rmse
+
+
 def test_within_is_relative_with_a_floor():
     assert within(0.70, 0.72) and not within(0.60, 0.72)
     assert within(0.009, 0.0) and not within(0.02, 0.0)  # a zero reference allows ±0.01
@@ -169,7 +199,7 @@ def test_laf_never_reads_labels_and_still_forgets(digits_setup):
     model = laf.unlearn(copy.deepcopy(models["target"]), LabelsForbidden(UnlearnData.from_task(task)), seed=0)
     before, after = evaluate(models["target"], task, models["gold"]), evaluate(model, task, models["gold"])
     assert before["forget_acc"].value > 0.9 and after["forget_acc"].value < 0.2
-    assert after["test_acc"].value > before["test_acc"].value - 0.05
+    assert after["test_acc"].value >= 0.9 * before["test_acc"].value  # the issue's bar: at most 10 % worse
 
 
 def test_label_free_view_raises_and_the_repair_step_asks_for_labels(digits_setup):
@@ -223,6 +253,4 @@ def test_presets_meet_the_issue_bar(preset, methods):
     for name in methods:
         assert report["acceptance"][name]["pass"], report["readings"][name]
     gold, target = report["models"]["gold"]["mia_auc"], report["models"]["target"]["mia_auc"]
-    assert abs(gold - 0.5) <= 0.05
-    if preset == "regression":
-        assert target > gold + 0.1
+    assert abs(gold - 0.5) <= 0.05 and target >= 0.6 and target > gold + 0.1
