@@ -70,9 +70,11 @@ def main() -> None:
     parser.add_argument("--config", default="configs/smollm2.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra --set key=value")
     parser.add_argument("--out", default="benchmarks/results/smollm2.json")
+    parser.add_argument("--workdir", help="keep the run here (reused caches make the run warm, and it says so)")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    workdir = Path(tempfile.mkdtemp(prefix="obliviate-smollm2-"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="obliviate-smollm2-"))
+    cold = not (workdir.is_dir() and any(workdir.iterdir()))
     cmd = [sys.executable, "-m", "obliviate.cli", "run", "--config", args.config, "--set", f"output_dir={workdir}"]
     for o in args.overrides:
         cmd += ["--set", o]
@@ -80,12 +82,14 @@ def main() -> None:
         run = measure(cmd)
         report = json.loads(next(workdir.glob("*/report.json")).read_text())
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
     max_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
     methods = report["config"]["methods"]
     table = {name: {k: row.get(k) for k in COLUMNS} for name, row in report["models"].items()}
     result = {
         "command": " ".join(["obliviate", *cmd[3:]]),
+        "cold": cold,
         "cpus": os.cpu_count(),
         "threads": report["config"].get("threads"),
         "wall_s": run["wall_s"],
@@ -107,7 +111,7 @@ def main() -> None:
     print(f"{'model':<12}" + "".join(f"{c:>20}" for c in COLUMNS))
     for name, row in table.items():
         print(f"{name:<12}" + "".join(f"{'n/a' if row[c] is None else f'{row[c]:.3f}':>20}" for c in COLUMNS))
-    print(json.dumps({k: result[k] for k in ("wall_min", "peak_rss_tree_gib", "max_single_process_rss_gib",
+    print(json.dumps({k: result[k] for k in ("cold", "wall_min", "peak_rss_tree_gib", "max_single_process_rss_gib",
                                              "load_average_before_1_5_15min", "load_average_mean_during",
                                              "stage_timings_s", "unlearning", "acceptance")}, indent=1))
 
