@@ -51,16 +51,21 @@ def full_retraining(cfg, bench, target) -> dict:
             "steps": -(-len(examples) // cfg.train.batch_size) * cfg.train.epochs}
 
 
-def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZES, quality: bool = True) -> dict:
+def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZES, quality: bool = True,
+            out: dict | None = None, save=lambda: None) -> dict:
+    """Fills `out` stage by stage, calling `save` after each, so a stopped run keeps what it measured."""
+    out = {} if out is None else out
     start, cpu = time.perf_counter(), time.process_time()
     store = store_class.create(None, target.tokenizer, target.model.config, bench, config, cfg.seed)
-    out = {"config": config.model_dump(), "train": {"seconds": round(time.perf_counter() - start, 2),
+    out |= {"config": config.model_dump(), "train": {"seconds": round(time.perf_counter() - start, 2),
                                                      "cpu_seconds": round(time.process_time() - cpu, 2),
                                                      "steps": store.steps}}
+    save()
     print(f"{store.kind}: trained in {out['train']['seconds']} s, {store.steps} steps", flush=True)
     if quality:
         out["quality_before"] = light_eval(store.language_model(), bench, gold)
         print(f"{store.kind}: before deletion {out['quality_before']}", flush=True)
+        save()
     live = sorted(store.record.items)
     out["deletions"] = {}
     for n in sizes:
@@ -81,6 +86,7 @@ def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZ
                             "step_ratio": round(drain["steps"] / full["steps"], 4)}
         out["deletions"][str(n)] = row
         print(f"{store.kind}: delete {n}: {row}", flush=True)
+        save()
     if not quality:
         return out
     forget = store.copy()
@@ -88,6 +94,7 @@ def measure(store_class, config, cfg, bench, target, gold, full: dict, sizes=SIZ
     report = forget.delete(ids)
     out["forget_split"] = {"items": len(ids), "seconds": report["seconds"], "steps": report["steps"],
                            "quality": light_eval(forget.language_model(), bench, gold)}
+    save()
     if isinstance(forget, S3TStore):
         out["forget_split"]["served_blocks"] = {str(s): forget.served(s)[1] for s in range(forget.config.shards)}
         out["forget_split"]["drain"] = forget.drain()
@@ -129,8 +136,10 @@ def main() -> None:
     kinds = {"sisa": (SISAStore, ExactConfig), "s3t": (S3TStore, S3TConfig)}
     for name in args.methods.split(","):
         store_class, config_class = kinds[name]
-        result[name] = measure(store_class, config_class(**settings[name]), cfg, bench, target, gold, full,
-                               [int(n) for n in args.sizes.split(",")], quality=not args.cost_only)
+        result[name] = {}
+        measure(store_class, config_class(**settings[name]), cfg, bench, target, gold, full,
+                [int(n) for n in args.sizes.split(",")], quality=not args.cost_only, out=result[name],
+                save=lambda: write(result, args.out))
         if args.cost_only:
             continue
         tq = result["target_quality"]
@@ -141,11 +150,17 @@ def main() -> None:
         q = result[name]["forget_split"].get("quality_drained", result[name]["forget_split"]["quality"])
         result[name]["after_forget_vs_target"] = {k: round(q[f"{k}_acc"] / tq[f"{k}_acc"], 4)
                                                   for k in ("world", "retain")}
+    result["complete"] = True
+    write(result, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def write(result: dict, out: str) -> None:
+    """Save what is measured so far (with the load average and environment at this point)."""
     result["load_average_after"] = os.getloadavg()
     result["environment"] = environment()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1, default=float) + "\n")
 
 
 if __name__ == "__main__":

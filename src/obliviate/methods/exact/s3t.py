@@ -46,6 +46,8 @@ class S3TConfig(ExactConfig):
     lora_r: int = Field(8, ge=1, description="LoRA rank of each block")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha of each block")
     lr: float = Field(1e-2, gt=0, description="peak learning rate of block training")
+    base_prompt_weight: float = Field(0.0, ge=0, description="the frozen base trains on completions only, like the "
+                                      "target (measured on tiny: world accuracy 0.99)")
     replay: Literal["none", "last", "every"] = Field("every", description="mix the public world facts into every "
                                                      "block's training (any prefix may be served), the last, or none")
     drain: bool = Field(True, description="in `obliviate run`: retrain the deactivated blocks (the background "

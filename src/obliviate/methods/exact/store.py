@@ -43,6 +43,9 @@ class ExactConfig(BaseModel):
     prompt_weight: float = Field(1.0, ge=0, description="weight of the prompt tokens' loss beside the answer's: "
                                  "a constituent that learned its questions recognises its people, which is what the "
                                  "ensemble's posterior weights route by; 0 trains on completions only, like the target")
+    base_lr: float = Field(3e-3, gt=0, description="peak learning rate of the base's training (the target's)")
+    base_prompt_weight: float = Field(1.0, ge=0, description="`prompt_weight` of the base's training on the world "
+                                      "facts")
     replay: Literal["none", "last", "every"] = Field(
         "last", description="mix the public world facts into slice training: in the last slice only (SISA serves "
         "only last slices), in every slice (S3T serves any prefix), or never; fine-tuning on people alone erases the "
@@ -151,7 +154,8 @@ class ExactStore:
         record = Lineage(cls.kind, config.model_dump(), seed, items, state={"public": [list(e) for e in public]})
         torch.manual_seed(sub_seed(seed, "base"))
         base = AutoModelForCausalLM.from_config(arch)
-        steps = train_on(base, tokenizer, public, config, config.base_epochs, sub_seed(seed, "base"),
+        base_cfg = config.model_copy(update={"prompt_weight": config.base_prompt_weight, "lr": config.base_lr})
+        steps = train_on(base, tokenizer, public, base_cfg, config.base_epochs, sub_seed(seed, "base"),
                          f"{cls.kind}: base on world")
         base.save_pretrained(path / "base")
         tokenizer.save_pretrained(path / "base")
