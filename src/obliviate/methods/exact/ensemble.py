@@ -14,8 +14,9 @@ The weights (`aggregation`):
   prior: Bayesian model averaging, so the whole sequence gets (1/K) sum_k p_k(sequence), normalised
   by the prompt. The constituent that trained on a person's biography gives that person's name a
   far higher likelihood than the others, so it dominates that person's questions.
-- "uniform": w_k = 1/K. Measured on tiny (10 shards): retain accuracy 0.34 against 0.98 for the
-  single target: nine constituents agreeing on a popular wrong answer outvote the one that knows.
+- "uniform": w_k = 1/K. In development on tiny (10 shards; not a shipped benchmark) it answered about
+  a third of retain questions, against 0.98 for the single target: nine constituents agreeing on a
+  popular wrong answer outvote the one that knows.
 
 (SISA, Bourtoule et al. 2021, aggregates classifier constituents by majority vote; a mixture is its
 analogue for next-token distributions.) Every weight is a function of the constituents alone, so
