@@ -11,8 +11,8 @@ from obliviate.pipeline import run, stage_data, stage_models
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    cfg = load_config("micro", [f"output_dir={out}"])
+    out = tmp_path_factory.getbasetemp() / "micro-full"  # shared with test_attacks.py: micro trains once
+    cfg = load_config("micro", [f"output_dir={out}", "verdict.enabled=true"])
     return cfg, run(cfg), out
 
 
@@ -110,3 +110,16 @@ def test_sweep_scores_points_and_marks_the_front(micro):
     assert any(p["pareto"] for p in result["points"])
     assert (out / "micro" / "sweep-gradient_ascent.json").is_file()
     assert attach_to_report(out / "micro", result)["sweep"]["gradient_ascent"]["points"] == result["points"]
+
+
+def test_verdict_judges_the_controls_and_every_method(micro):
+    cfg, report, out = micro
+    verdicts = report["verdict"]
+    assert set(verdicts) == {"target", "gold_seed1", "guarded_target", "gradient_ascent", "gradient_difference"}
+    assert {n: v["verdict"] for n, v in verdicts.items() if v.get("control")} == {
+        "target": "not forgotten", "gold_seed1": "removed", "guarded_target": "suppressed"}
+    assert verdicts["target"]["deciding"] == "plain"
+    assert set(verdicts["guarded_target"]["skipped"]) == {"relearning", "quantization_int8", "quantization_4bit",
+                                                          "probe"}
+    page = (out / cfg.name / "report.html").read_text()
+    assert "Removed or suppressed?" in page and "guarded_target" in page

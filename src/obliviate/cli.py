@@ -58,7 +58,9 @@ def main() -> None:
 
 @command()
 def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt,
-        quick: bool = typer.Option(False, "--quick", help="skip the scalability and sustainability curves")) -> None:
+        quick: bool = typer.Option(False, "--quick", help="skip the scalability and sustainability curves"),
+        verdict: bool = typer.Option(False, "--verdict", help="attack every model and judge it removed / suppressed "
+                                     "/ not forgotten against gold, with calibration controls")) -> None:
     """Run the whole job and print the method table; writes runs/<name>/report.json and report.html.
 
     Example: obliviate run --set data.forget_fraction=0.05 --set methods=[gradient_difference]
@@ -78,9 +80,14 @@ def run(config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt,
         print_supervised_table(report, console)
         console.print(f"report: {Path(cfg.output_dir) / cfg.name / 'report.json'}  ({report['timings_s']['total']:.0f} s)")
         return
-    cfg = _load(config, [*(set_ or []), *(["eval.curves=false"] if quick else [])])
+    cfg = _load(config, [*(set_ or []), *(["eval.curves=false"] if quick else []),
+                         *(["verdict.enabled=true"] if verdict else [])])
     report = run_pipeline(cfg)
     print_table(report, console)
+    if "verdict" in report:
+        from obliviate.table import print_verdicts
+
+        print_verdicts(report["verdict"], console)
     console.print(f"report: {run_dir(cfg) / 'report.json'}  ({report['timings_s']['total']:.0f} s)")
 
 

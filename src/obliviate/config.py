@@ -67,6 +67,34 @@ class EvalConfig(BaseModel):
         return v
 
 
+class AttackConfig(BaseModel):
+    """Knobs of the attacks (`--set attacks.relearn_steps=20`)."""
+    model_config = ConfigDict(extra="forbid")
+    names: list[str] = Field(["relearning", "in_context", "paraphrase", "translation", "many_shot", "masking",
+                              "role_play", "quantization_int8", "quantization_4bit", "probe"],
+                             description="attacks to run, by registered name")
+    relearn_fraction: float = Field(0.25, gt=0, lt=1, description="share of each forget person's facts relearned")
+    relearn_steps: int = Field(10, ge=1, description="fine-tuning steps of the relearning attack")
+    relearn_lr: float = Field(1e-3, gt=0, description="learning rate of the relearning attack")
+    many_shot: int = Field(8, ge=1, description="retain question-answer pairs in the many-shot prefix")
+    probe_attribute: str = Field("birth_city", description="person attribute the hidden-state probe predicts")
+    max_new_tokens: int = Field(12, ge=1, description="greedy tokens generated per attacked question")
+    seed: int = Field(0, description="seed of the attacks' random choices (relearning split, shots)")
+
+
+class VerdictConfig(BaseModel):
+    """How `obliviate run --verdict` decides removed / suppressed / not forgotten (`--set verdict.alpha=0.01`)."""
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(False, description="run the attacks and the verdict (`obliviate run --verdict`)")
+    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise error level, split over the tests (Bonferroni)")
+    min_effect: float = Field(0.05, ge=0, le=1, description="smallest recovery above gold, in accuracy, that counts "
+                              "(a significant but smaller difference is treated as indistinguishable)")
+    bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of forget people")
+    controls: bool = Field(True, description="also judge the calibration controls: a second gold (another seed), "
+                           "the target behind the `guard` inference-time guard, the untouched target")
+    seed: int = Field(0, description="seed of the bootstrap")
+
+
 class LoraSettings(BaseModel):
     """LoRA through peft (Hu et al. 2021, arXiv 2106.09685): train low-rank adapters, not the weights.
 
@@ -110,6 +138,8 @@ class RunConfig(BaseModel):
                                          description="per-method settings, e.g. {gradient_difference: {lr: 1e-4}}")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None uses all cores")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation coverage and settings")
+    attacks: AttackConfig = Field(default_factory=AttackConfig, description="settings of the attacks (`--verdict`)")
+    verdict: VerdictConfig = Field(default_factory=VerdictConfig, description="removed-vs-suppressed verdict")
     lora: LoraSettings | None = Field(None, description="LoRA for every method that supports it (None: full-"
                                       "parameter); method_args.<method>.lora overrides it, null turns it off there")
 

@@ -218,6 +218,24 @@ def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> 
     return scal, sust
 
 
+def stage_verdict(cfg: RunConfig, bench: Benchmark, models: dict) -> dict:
+    """Every model but gold (and, with verdict.controls, the calibration controls) attacked and judged
+    against the same attacks on gold: removed, suppressed or not forgotten, with the evidence."""
+    from obliviate.attacks import judge, run_attacks
+    from obliviate.attacks.controls import EXPECTED, build_controls
+
+    gold = run_attacks(models["gold"], bench, cfg.attacks)
+    candidates = {n: (lm, EXPECTED.get(n)) for n, lm in models.items() if n not in ("gold", "pretrained")}
+    if cfg.verdict.controls:
+        candidates |= build_controls(cfg, bench, models["target"])
+    out = {}
+    for name, (lm, expected) in candidates.items():
+        out[name] = judge(run_attacks(lm, bench, cfg.attacks), gold, cfg.verdict, getattr(lm, "changes_weights", True))
+        if expected is not None:
+            out[name] |= {"control": True, "expected": expected, "as_expected": out[name]["verdict"] == expected}
+    return out
+
+
 def run(cfg: RunConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -245,6 +263,10 @@ def run(cfg: RunConfig) -> dict:
         t = time.perf_counter()
         extra["scalability"], extra["sustainability"] = stage_curves(cfg, bench, results)
         timings["curves"] = time.perf_counter() - t
+    if cfg.verdict.enabled:
+        t = time.perf_counter()
+        extra["verdict"] = stage_verdict(cfg, bench, models)
+        timings["verdict"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     report = build_report(cfg, bench, results, facts, timings, samples) | extra
     write_report(report, run_dir(cfg) / "report.json")

@@ -25,3 +25,24 @@ def print_table(report: dict, console: Console) -> None:
     for name, row in report["models"].items():
         table.add_row(name, *(fmt(row.get(key), key) for key, _, _ in METRIC_COLUMNS))
     console.print(table)
+
+
+def deciding_text(v: dict) -> str:
+    """One line of evidence: the deciding test's recovery against gold's, or why nothing decided."""
+    name = v["deciding"]
+    e = v["evidence"].get(name) if name else None
+    if e is None:
+        return name or "no test above gold"
+    return (f"{name}: {e['candidate']:.2f} vs gold {e['gold']:.2f} "
+            f"(difference {e['difference']:+.2f}, lower bound {e['ci_low']:+.2f})")
+
+
+def print_verdicts(verdicts: dict, console: Console) -> None:
+    table = Table(caption="removed: no test above gold · suppressed: plain forget at gold level, an attack above "
+                  "gold · not forgotten: plain forget above gold")
+    for col in ("model", "verdict", "deciding evidence", "tests above gold", "control"):
+        table.add_column(col)
+    for name, v in verdicts.items():
+        control = "" if not v.get("control") else f"expected {v['expected']}: {'ok' if v['as_expected'] else 'WRONG'}"
+        table.add_row(name, v["verdict"], deciding_text(v), ", ".join(v["above_gold"]) or "—", control)
+    console.print(table)
