@@ -294,3 +294,30 @@ def test_tiny_guard_acceptance(kind):
     assert acc[kind]["forget"] <= acc["gold"]["forget"] + 0.05
     for split in ("retain", "world", "neighbours"):
         assert acc[kind][split] >= 0.95 * acc["target"][split]
+
+
+class YesNoJudge:
+    """A stand-in served model for ALU's model agent: says "yes" when the audited answer names `word`."""
+    def __init__(self, word: str):
+        self.word, self.prompts = word, []
+
+    def log_probs(self, prompts, answers):
+        self.prompts += prompts
+        said_yes = [self.word in p.split("Answer to check:")[1] for p in prompts]
+        return [torch.tensor([-0.1 if (a == "yes") == y else -3.0]) for p, a, y in zip(prompts, answers, said_yes)]
+
+
+def test_alu_model_agent_audits_flagged_drafts_with_the_served_model(toy_store):
+    from obliviate.guards.alu import ModelAgent
+    from obliviate.guards.classifier import Decision
+
+    judge = YesNoJudge("Estonia")  # a paraphrased leak the rules cannot see: Tallinn's country
+    agent = ModelAgent(judge, toy_store, refusal="I don't know.", min_score=3)
+    flagged, unflagged = Decision(True, 0.9, (0,), ()), Decision(False, 0.1, (0,), ())
+    found = agent.audit_many(["Born in the capital of Estonia.", "Born in Tallinn.", "Born in Estonia."],
+                             [flagged, flagged, unflagged])
+    assert [f.target for f in found[0]] == ["Sorrel Foxley"]  # the model's finding
+    assert [(f.target, f.leaked) for f in found[1]] == [("Sorrel Foxley", "Tallinn")]  # the rules' finding
+    assert found[2] == []  # unflagged prompts are not sent to the model
+    assert len(judge.prompts) == 4 and "Protected person: Sorrel Foxley" in judge.prompts[0]
+    assert "Tallinn" in judge.prompts[0]  # the target's forbidden answers are shown to the auditor
