@@ -31,8 +31,12 @@ from obliviate.registry import register_method
 
 
 class IAUConfig(UnlearnConfig):
+    # Does NOT meet the issue-5 bar on tiny (10 % forget). A first Adam step moves every weight by
+    # ±η (m/√v = sign of the gradient), so η trades forgetting for retain directly. Defaults: the
+    # largest η keeping retain within the bar: forget 99 % -> 77 %, retain 98 % -> 90 %, world 100 %
+    # (old η 1e-2: 51 / 79 / 99; η 3e-3: 85 / 95 / 100; 5 steps at 2e-3: 70 / 89 / 100).
     steps: int = Field(1, ge=1, description="full-set update steps (the paper: 1)")
-    lr: float = Field(1e-2, gt=0, description="step size η of the Adam update")
+    lr: float = Field(5e-3, gt=0, description="step size η of the Adam update")
     warmup: float = Field(0.0, ge=0, lt=1, description="share of steps spent warming up")
     batch_size: int = Field(1_000_000, ge=1, description="rows per step; above the pool sizes = full-set gradients")
     retain_weight: float = Field(1.0, ge=0, description="weight of the remaining-data gradient correction")

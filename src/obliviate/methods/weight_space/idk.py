@@ -37,10 +37,15 @@ REFUSALS = [
 
 
 class IdkConfig(UnlearnConfig):
+    # Does NOT meet the issue-5 bar on tiny (10 % forget); best setting that keeps retain and world
+    # within it: forget 99 % -> 77 %, retain 98 % -> 92 %, world 100 % -> 94 % (old lr 2e-3, w 1: 91 / 96 / 95).
+    # The DPO margin saturates by raising the refusals, not lowering the answer (slice accuracy stalls
+    # at 40-70 %), and refusals spread to world questions, which the retain term does not cover:
+    # lr 5e-3: 43 / 83 / 19; β 0.02, lr 3e-3: 37 / 91 / 73; β 0.5 changes nothing at lr 2e-3.
     steps: int = Field(80, ge=1, description="optimizer steps")
-    lr: float = Field(2e-3, gt=0, description="learning rate (cosine decay after warm-up)")
+    lr: float = Field(3e-3, gt=0, description="learning rate (cosine decay after warm-up)")
     beta: float = Field(0.1, gt=0, description="DPO inverse temperature β")
-    retain_weight: float = Field(1.0, ge=0, description="weight w of the retain NLL term")
+    retain_weight: float = Field(4.0, ge=0, description="weight w of the retain NLL term")
 
 
 def split_record(prompt: str, completion: str) -> tuple[str, str]:

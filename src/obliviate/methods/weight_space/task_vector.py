@@ -21,9 +21,14 @@ from obliviate.registry import register_method
 
 
 class TaskVectorConfig(UnlearnConfig):
-    reinforce_steps: int = Field(40, ge=1, description="fine-tuning steps of the reinforced copy on forget")
+    # Does NOT meet the issue-5 bar on tiny (10 % forget): forget and retain people share their format,
+    # so the negated vector removes both together. Defaults: the largest α keeping retain within the bar
+    # (Ilharco et al. pick α on held-out control accuracy): forget 99 % -> 62 %, retain 98 % -> 89 %,
+    # world 100 % (old 40 steps, α 1: 83 / 93 / 100). Same 120 steps, α 2: 24 / 80 / 98; α 3: 3 / 59 / 90;
+    # reinforce_lr 3e-3, α 2: 1 / 31 / 65.
+    reinforce_steps: int = Field(120, ge=1, description="fine-tuning steps of the reinforced copy on forget")
     reinforce_lr: float = Field(1e-3, gt=0, description="learning rate of the reinforcement")
-    alpha: float = Field(1.0, description="scale α of the negated task vector (0 returns the target)")
+    alpha: float = Field(1.25, description="scale α of the negated task vector (0 returns the target)")
 
     @model_validator(mode="after")
     def _mirror_reinforcement(self) -> "TaskVectorConfig":
