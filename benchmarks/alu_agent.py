@@ -2,7 +2,7 @@
 
     python benchmarks/alu_agent.py [--records 40]  -> benchmarks/results/alu_agent.json
 
-Drafts that state a forget person's true value ("<name> born in the city of <city>.") should be
+Drafts that state a forget person's true value ("Born in the city of <city>.") should be
 flagged; drafts stating a wrong value of the same attribute should not. Counted for the model's
 own yes/no judgement and for the rules, each on the same drafts with the person retrieved.
 """
@@ -35,8 +35,10 @@ def main() -> None:
     store = TargetStore(targets_from_benchmark(bench, True), load_embedder(None))
     index = {t.name: i for i, t in enumerate(store.targets)}
     records = bench.forget[: args.records]
-    leak = [f"{r['person']} {r['paraphrased_answer']}." for r in records]
-    clean = [f"{r['person']} {r['perturbed_answers'][0]}." for r in records]
+    # Drafts as the served model would answer "Where was <name> born?": the value, without the name
+    # (a name in the draft is itself a rule finding, which would flag every draft).
+    leak = [f"{r['paraphrased_answer'].capitalize()}." for r in records]
+    clean = [f"{r['perturbed_answers'][0].capitalize()}." for r in records]
     decisions = [Decision(True, 1.0, (index[r["person"]],), ()) for r in records]
     rule = RuleAgent(store, "I don't know.", 3)
     model = ModelAgent(smol, store, "I don't know.", 3)
