@@ -92,9 +92,10 @@ class ModelAgent(RuleAgent):
     """ALU's audit played by the served instruct model (`lm`); the critic and composer are RuleAgent's.
 
     The rules' findings are kept too (the union): SmolLM2-135M-Instruct alone is a weak auditor. On
-    40 drafts stating a forget person's value and 40 stating a wrong one it said "yes" to 10 and 5
-    (`python benchmarks/alu_agent.py`); the rules catch every draft that contains the value verbatim,
-    the model can add drafts that leak it in other words.
+    40 drafts stating a forget person's value and 40 stating a wrong one it said "yes" to 13 and 8;
+    the rules flag 40 and 0, the union 40 and 8 (`python benchmarks/alu_agent.py`). The rules catch
+    a value stated verbatim; the model can add drafts that leak it in other words, at the price of
+    refusing some clean answers to flagged prompts.
 
     One batched `log_probs` call scores "yes" and "no" for every (draft, retrieved target) pair of
     the prompts the classifier flags (unflagged prompts pass: auditing every answer would cost k
