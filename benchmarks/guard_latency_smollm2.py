@@ -10,7 +10,7 @@ fine for latency: the work per request does not depend on what the model knows).
 10 forget questions (flagged) and 10 world questions (not flagged). ECO's sigma is fixed (its
 search would need a fine-tuned target; the cost of adding noise does not depend on sigma); ALU
 uses the model agent (SmolLM2 audits its own drafts). Configurations are interleaved in every
-repeat so machine load hits them alike; the figure is the median per-request time.
+prompt, back to back, so machine load hits them alike; the figure is the median per-request time.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def main() -> None:
     models = {"unguarded": smol, **guarded}
     times: dict[tuple[str, bool], list[float]] = {}
     for _ in range(args.repeats):
-        for name, lm in models.items():
-            for i, p in enumerate(prompts):
+        for i, p in enumerate(prompts):  # every configuration on the same prompt back to back
+            for name, lm in models.items():
                 t = time.perf_counter()
                 lm.generate([p], 32)
                 times.setdefault((name, i < len(forget)), []).append(time.perf_counter() - t)
