@@ -106,13 +106,17 @@ def token_distribution_stats(model: PreTrainedModel, ids: torch.Tensor, mask: to
     computed centred, which equals E[(log p)^2] - mu^2 without its cancellation error.
     """
     target, valid, logits = _labelled_logits(model, ids, mask, labels)
-    logp = torch.log_softmax(logits, -1)
+    return (*distribution_stats(torch.log_softmax(logits, -1), target[valid]), valid)
+
+
+def distribution_stats(logp: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(log p of `target`, mu, sigma) per row of next-token log-probabilities `logp` (positions, vocab)."""
     p = logp.exp()
-    picked = logp.gather(-1, target[valid].unsqueeze(-1)).squeeze(-1)
+    picked = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     # p = 0 only where log p = -inf (a -inf logit): those tokens add nothing, not 0 * inf = nan.
     mu = torch.where(p > 0, p * logp, 0.0).sum(-1)
     var = torch.where(p > 0, p * (logp - mu.unsqueeze(-1)).square(), 0.0).sum(-1)
-    return picked, mu, var.sqrt(), valid
+    return picked, mu, var.sqrt()
 
 
 class HFLanguageModel:

@@ -33,7 +33,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from obliviate.errors import ObliviateError
-from obliviate.models.hf import IGNORE, HFLanguageModel
+from obliviate.models.hf import IGNORE, HFLanguageModel, distribution_stats, prompt_ids
 from obliviate.models.protocol import HiddenStatesUnavailable
 
 
@@ -112,10 +112,7 @@ class EnsembleLanguageModel(HFLanguageModel):
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = [(torch.empty(0),) * 3] * len(prompts)
         for idx, ids, mask, labels in self.scoring_batches(prompts, answers):
             target, valid, logp = self._labelled_mixture(ids, mask, labels)
-            p = logp.exp()
-            picked = logp.gather(-1, target[valid].unsqueeze(-1)).squeeze(-1)
-            mu = torch.where(p > 0, p * logp, 0.0).sum(-1)
-            sigma = torch.where(p > 0, p * (logp - mu.unsqueeze(-1)).square(), 0.0).sum(-1).sqrt()
+            picked, mu, sigma = distribution_stats(logp, target[valid])
             counts = valid.sum(1).tolist()
             for i, a, b, c in zip(idx, picked.split(counts), mu.split(counts), sigma.split(counts)):
                 out[i] = (a, b, c)
@@ -125,7 +122,7 @@ class EnsembleLanguageModel(HFLanguageModel):
     def generate(self, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
         tok, out = self.tokenizer, []
         for s in self._batches(len(prompts)):
-            rows = [[tok.bos_token_id] + tok.encode(p, add_special_tokens=False) for p in prompts[s]]
+            rows = prompt_ids(tok, prompts[s])
             width = max(map(len, rows))
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
