@@ -45,7 +45,7 @@ def _recovery_bars(verdicts: dict) -> str:
     return _img(fig, "attack recovery per model against gold")
 
 
-def _probe_plot(verdicts: dict, gold_layers: list[float] | None) -> str:
+def _probe_plot(verdicts: dict) -> str:
     curves = {n: v["evidence"]["probe"]["details"]["layer_acc"] for n, v in verdicts.items() if "probe" in v["evidence"]}
     if not curves:
         return ""
@@ -53,8 +53,6 @@ def _probe_plot(verdicts: dict, gold_layers: list[float] | None) -> str:
     ax = fig.add_subplot()
     for name, acc in curves.items():
         ax.plot(range(len(acc)), acc, marker="o", label=name)
-    if gold_layers:
-        ax.plot(range(len(gold_layers)), gold_layers, "--", color="#c9a227", label="gold")
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("probe accuracy on forget people")
     ax.set_ylim(0, 1.05)
@@ -67,11 +65,10 @@ def verdict_section(report: dict) -> str:
     verdicts = report.get("verdict")
     if not verdicts:
         return ""
-    gold_probe = next((v.get("gold_probe_layers") for v in verdicts.values() if v.get("gold_probe_layers")), None)
     return ("<section>\n<h2>Removed or suppressed?</h2>\n<p class=\"note\">Every model is attacked (relearning, "
             "in-context reintroduction, paraphrase, translation, many-shot, masking, role-play, quantization, a "
             "hidden-state probe) and compared item by item with gold under the same attack: a one-sided person-"
             "bootstrap bound, Bonferroni over the tests. A black outline marks a test above gold. "
             "Controls: a second gold must be <i>removed</i>, the guarded target <i>suppressed</i>, the target "
             "<i>not forgotten</i>.</p>\n" + _verdict_table(verdicts) + "\n" + _recovery_bars(verdicts) + "\n"
-            + _probe_plot(verdicts, gold_probe) + "\n</section>")
+            + _probe_plot(verdicts) + "\n</section>")
