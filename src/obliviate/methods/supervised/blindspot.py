@@ -22,22 +22,17 @@ from __future__ import annotations
 import copy
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch.nn import functional as F
 
-from obliviate.methods.supervised.common import SupervisedUnlearner
+from obliviate.methods.supervised.common import FinetuneConfig, SupervisedUnlearner, retain_plus_forget
 from obliviate.supervised.registry import register_supervised
-from obliviate.supervised.train import batches, fit, task_loss
+from obliviate.supervised.train import fit
 
 
-class BlindspotConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BlindspotConfig(FinetuneConfig):
     blindspot_epochs: int = Field(2, ge=1, description="epochs the fresh blindspot model trains on retain")
     blindspot_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the blindspot model")
-    epochs: int = Field(10, ge=1, description="unlearning passes over the retain set")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate of the unlearning")
-    batch_size: int = Field(32, ge=1, description="minibatch size (retain and forget batches alike)")
-    forget_weight: float = Field(1.0, ge=0, description="weight w of the forget (attraction) term")
     beta: float = Field(50.0, ge=0, description="weight of the layer-wise activation term (authors' code: 50)")
 
 
@@ -67,16 +62,5 @@ class Blindspot(SupervisedUnlearner):
         fit(blind, data.retain_x, data.retain_y, data.kind, c.blindspot_epochs, c.blindspot_lr, c.batch_size,
             0.0, seed + 1)
         blind.requires_grad_(False)
-        gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=c.lr)
-        steps = c.epochs * -(-len(data.retain_x) // c.batch_size)
-        retain, forget = batches(len(data.retain_x), c.batch_size, gen), batches(len(data.forget_x), c.batch_size, gen)
-        model.train()
-        for _, r, f in zip(range(steps), retain, forget):
-            loss = (task_loss(data.kind, model(data.retain_x[r]), data.retain_y[r])
-                    + c.forget_weight * attraction(model, blind, data.forget_x[f], c.beta))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
         self.blindspot = blind
-        return model.eval()
+        return retain_plus_forget(model, data, lambda f: attraction(model, blind, data.forget_x[f], c.beta), c, seed)

@@ -8,18 +8,16 @@ Loss: -L(forget, y) for a fixed budget of steps; unbounded, so it is run briefly
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from obliviate.methods.supervised.common import SupervisedUnlearner
+from obliviate.methods.supervised.common import StepConfig, SupervisedUnlearner, optimise
 from obliviate.supervised.registry import register_supervised
 from obliviate.supervised.train import batches, task_loss
 
 
-class GradientAscentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GradientAscentConfig(StepConfig):
     steps: int = Field(20, ge=1, description="ascent steps on forget minibatches")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate")
-    batch_size: int = Field(32, ge=1, description="minibatch size")
 
 
 @register_supervised("gradient_ascent")
@@ -28,11 +26,5 @@ class GradientAscent(SupervisedUnlearner):
 
     def unlearn(self, model, data, seed: int = 0):
         c, gen = self.config, torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=c.lr)
-        model.train()
-        for _, idx in zip(range(c.steps), batches(len(data.forget_x), c.batch_size, gen)):
-            loss = -task_loss(data.kind, model(data.forget_x[idx]), data.forget_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return model.eval()
+        ascent = lambda f: -task_loss(data.kind, model(data.forget_x[f]), data.forget_y[f])  # noqa: E731
+        return optimise(model, c.lr, c.steps, ascent, batches(len(data.forget_x), c.batch_size, gen))

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from obliviate.methods.supervised.common import SupervisedUnlearner
+from obliviate.methods.supervised.common import SupervisedUnlearner, optimise, steps_for
 from obliviate.supervised.registry import register_supervised
 from obliviate.supervised.train import batches, task_loss
 
@@ -124,10 +124,6 @@ class LAF(SupervisedUnlearner):
     def _repair(self, model, data, gen: torch.Generator) -> None:
         """LAF+R: the head alone is fine-tuned on retain labels (forget labels are never read)."""
         c = self.config
-        opt = torch.optim.Adam(model.head.parameters(), lr=c.repair_lr)
-        steps = c.repair_epochs * -(-len(data.retain_x) // c.batch_size)
-        for _, idx in zip(range(steps), batches(len(data.retain_x), c.batch_size, gen)):
-            loss = task_loss(data.kind, model(data.retain_x[idx]), data.retain_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        optimise(model, c.repair_lr, steps_for(c.repair_epochs, len(data.retain_x), c.batch_size),
+                 lambda r: task_loss(data.kind, model(data.retain_x[r]), data.retain_y[r]),
+                 batches(len(data.retain_x), c.batch_size, gen), params=model.head.parameters())
