@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from obliviate.errors import ObliviateError
 from obliviate.supervised.config import load_supervised_config
 from obliviate.supervised.data import UnlearnData
-from obliviate.supervised.metrics import evaluate, mia_auc, per_example_loss
+from obliviate.supervised.metrics import chance_auc_sd, evaluate, mia_auc, per_example_loss
 from obliviate.supervised.pipeline import run_supervised, train_reference
 from obliviate.supervised.registry import supervised_methods
 from obliviate.supervised.report import within
@@ -148,6 +148,30 @@ def test_digits_target_memorises_and_gold_does_not(digits_setup):
     assert abs(gold - 0.5) <= 0.05 and target >= 0.6 and target > gold + 0.1
 
 
+def test_mia_compares_forgotten_images_with_unseen_images_of_the_same_class(digits_setup):
+    """Members are the forgotten class-3 images, non-members held-out class-3 images: for gold both are unseen,
+    so its AUC is 0.5 up to the chance spread of 18 vs 165 samples. Against test images of other classes
+    (which gold fits) the same attack would call every forgotten image a non-member: AUC near 0, not 0.5."""
+    _, task, models = digits_setup
+    gold = models["gold"]
+    assert set(task.forget_test.y.tolist()) == set(task.forget.y.tolist()) == {3}
+    members = per_example_loss(gold, task.forget.x, task.forget.y, task.kind)
+    matched = mia_auc(members, per_example_loss(gold, task.forget_test.x, task.forget_test.y, task.kind))
+    unmatched = mia_auc(members, per_example_loss(gold, task.test.x, task.test.y, task.kind))
+    sd = chance_auc_sd(len(task.forget), len(task.forget_test))
+    assert sd == pytest.approx(0.0719, abs=1e-4)
+    assert evaluate(gold, task, gold)["mia_auc"].value == matched and abs(matched - 0.5) <= 2 * sd
+    assert unmatched < 0.05
+
+
+def test_chance_auc_sd_matches_simulation():
+    """Two samples from one distribution: the AUC's spread over many draws is Hanley & McNeil's sd."""
+    rng = np.random.default_rng(0)
+    aucs = [roc_auc_score([1] * 18 + [0] * 165, rng.normal(size=183)) for _ in range(2000)]
+    assert np.mean(aucs) == pytest.approx(0.5, abs=0.005)
+    assert np.std(aucs) == pytest.approx(chance_auc_sd(18, 165), rel=0.08)
+
+
 def test_digits_target_leaks_more_than_gold_on_random_forgetting_too():
     for seed in (0, 1, 2):
         cfg = load_supervised_config("digits", ["forget.kind=random", "forget.fraction=0.2", f"seed={seed}",
@@ -167,6 +191,23 @@ def test_gaussian_ft_mixes_forget_into_retain_by_default(regression_setup):
     for cfg in (cls.config_class(), cls.config_class(forget_weight=0.3)):
         model = cls(cfg).unlearn(copy.deepcopy(models["target"]), UnlearnData.from_task(task), seed=0)
         assert evaluate(model, task, models["gold"])["forget_rmse"].value > target_rmse
+
+
+def test_gaussian_ft_defaults_meet_the_bar_on_diabetes_on_most_seeds():
+    """Diabetes, 30 % of the train samples forgotten at random, target trained 20 epochs, gaussian_ft at its
+    defaults (10 mixed passes, lr 1e-3, Gaussian of the outputs on retain): the bar holds on 8 of seeds 0-9
+    (seed 0 is a miss: test RMSE 16 % worse); at the former 5 passes on 5 of 10."""
+    passes, test_cost = [], []
+    for seed in range(10):
+        cfg = load_supervised_config("regression", ["task=diabetes", "forget.kind=random", "forget.fraction=0.3",
+                                                    "train.epochs=20", f"seed={seed}", "methods=[gaussian_ft]",
+                                                    "method_args={}"])
+        report = run_supervised(cfg, write=False)
+        passes.append(report["acceptance"]["gaussian_ft"]["pass"])
+        rows = report["models"]
+        test_cost.append(rows["gaussian_ft"]["test_rmse"] / rows["target"]["test_rmse"] - 1)
+        assert rows["gaussian_ft"]["forget_rmse"] > rows["target"]["forget_rmse"]
+    assert sum(passes) >= 8 and np.mean(test_cost) < 0.1, (passes, test_cost)
 
 
 def test_within_is_relative_with_a_floor():
