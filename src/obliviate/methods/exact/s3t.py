@@ -46,6 +46,8 @@ class S3TConfig(ExactConfig):
     lora_r: int = Field(8, ge=1, description="LoRA rank of each block")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha of each block")
     lr: float = Field(1e-2, gt=0, description="peak learning rate of block training")
+    epochs: int = Field(12, ge=1, description="epochs of each block's training; a block's last slice sees only these "
+                        "(tiny, one shard's stack, own people: 6 epochs 0.62 retain accuracy, 10: 0.94, 12: 1.0)")
     base_prompt_weight: float = Field(0.0, ge=0, description="the frozen base trains on completions only, like the "
                                       "target (measured on tiny: world accuracy 0.99)")
     replay: Literal["none", "last", "every"] = Field("every", description="mix the public world facts into every "
