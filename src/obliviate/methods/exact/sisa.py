@@ -62,7 +62,9 @@ class SISAStore(ExactStore):
             r = self.record.items[i]
             first[r["shard"]] = min(first.get(r["shard"], r["slice"]), r["slice"])
         for shard, slc in first.items():  # every start point is checked before anything changes
-            self.start_of(shard, slc)
+            self.record.verify(self.path, "base/model.safetensors")
+            if slc > 0:
+                self.record.verify(self.path, checkpoint_name(shard, slc - 1))
         self.record.mark_deleted(ids)
         self.steps = sum(self.train_shard(shard, slc) for shard, slc in sorted(first.items()))
         return {"retrained": {str(s): f"slices {k}..{self.config.slices - 1}" for s, k in sorted(first.items())},

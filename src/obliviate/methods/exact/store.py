@@ -35,7 +35,10 @@ class ExactConfig(BaseModel):
     """Settings SISA and S3T share."""
     model_config = ConfigDict(extra="forbid")
     shards: int = Field(10, ge=1, description="disjoint shards of the people; one constituent model each")
-    slices: int = Field(3, ge=1, description="slices per shard, trained one after another with a checkpoint each")
+    slices: int = Field(2, ge=1, description="slices per shard, trained one after another with a checkpoint each "
+                        "(slice i retrains on slices 0..i and the last also replays the world facts, so a deletion "
+                        "retrains the last slice whatever R is: on tiny 2 slices cost 120-150 steps per deletion, "
+                        "3 slices 126-186)")
     epochs: int = Field(6, ge=1, description="epochs of each slice's training (over slices 1..i for slice i)")
     base_epochs: int = Field(10, ge=1, description="epochs of the shared base model on the public world facts")
     lr: float = Field(3e-3, gt=0, description="peak learning rate of slice training")
