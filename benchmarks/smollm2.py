@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 GIB = 1024**3
-COLUMNS = ("forget_acc", "retain_acc", "world_mc_acc", "world_acc", "forget_truth_ratio", "forget_quality",
+COLUMNS = ("forget_acc", "retain_acc", "world_mc_acc", "world_rouge", "forget_truth_ratio", "forget_quality",
            "model_utility")
 
 
@@ -50,18 +50,20 @@ def measure(cmd: list[str]) -> dict:
 
 
 def acceptance(models: dict, methods: list[str]) -> dict:
-    """The preset's targets (issue 8), each with the measured values."""
+    """The preset's targets (issue 8). World knowledge is judged by multiple choice (world_mc_acc);
+    the answers by generation (world_rouge) are checked alongside, on the same bounds."""
     pre, target, gold = models["pretrained"], models["target"], models["gold"]
+    near = lambda m, key, pts: abs(models[m][key] - pre[key]) <= pts  # noqa: E731
     checks = {
         "target_forget_acc>=0.80": target["forget_acc"] >= 0.80,
         "gold_forget_acc<=0.15": gold["forget_acc"] <= 0.15,
-        "target_world_mc_within_5pt": abs(target["world_mc_acc"] - pre["world_mc_acc"]) <= 0.05,
-        "gold_world_mc_within_5pt": abs(gold["world_mc_acc"] - pre["world_mc_acc"]) <= 0.05,
+        **{f"{m}_{key}_within_5pt": near(m, key, 0.05) for m in ("target", "gold")
+           for key in ("world_mc_acc", "world_rouge")},
     }
     for m in methods:
         checks[f"{m}:forget<=gold+10pt_and_world_mc_within_10pt"] = (
-            models[m]["forget_acc"] <= gold["forget_acc"] + 0.10
-            and abs(models[m]["world_mc_acc"] - pre["world_mc_acc"]) <= 0.10)
+            models[m]["forget_acc"] <= gold["forget_acc"] + 0.10 and near(m, "world_mc_acc", 0.10))
+        checks[f"{m}:world_rouge_within_10pt"] = near(m, "world_rouge", 0.10)
     return checks
 
 

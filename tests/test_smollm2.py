@@ -11,7 +11,8 @@ def test_preset_loads_by_name_and_by_configs_path():
     cfg = load_config("configs/smollm2.yaml")
     assert cfg == load_config("smollm2")
     assert cfg.pretrained.model == "smollm2-135m-instruct" and cfg.pretrained.lora_r == 16
-    assert cfg.methods == ["npo_rt", "simnpo"] and cfg.eval.curves is False
+    assert cfg.methods == ["npo_rt", "rmu"] and cfg.eval.curves is False
+    assert cfg.pretrained.replay == 24 and cfg.method_config("rmu").lora is None
     full = load_config("smollm2", ["pretrained.lora_r=null"])
     assert full.pretrained.lora_r is None and models_dir(full) != models_dir(cfg)
     with pytest.raises(ObliviateError, match="pretrained.phrasings"):
@@ -37,6 +38,18 @@ def test_finetune_examples_leave_world_facts_out():
     world_questions = {r["question"] for r in bench.world}
     assert not world_questions & {p for p, _ in one + three}
     assert not {format_prompt(r["question"]) for r in bench.forget} & {p for p, _ in three}
+    bench.replay = [{"question": "How many days are there in a week?", "answer": "A week has 7 days."}]
+    replayed = finetune_examples(bench, FINETUNE_ROLES["gold"], phrasings=1, bios=False)
+    assert replayed[-1] == (format_prompt("How many days are there in a week?"), " A week has 7 days.")
+
+
+def test_general_replay_questions_stay_clear_of_the_evaluated_world_facts():
+    from obliviate.data.general import GENERAL_QUESTIONS
+    from obliviate.data.world import CAPITALS, ELEMENTS
+
+    text = " ".join(GENERAL_QUESTIONS).lower()
+    assert "capital" not in text and "symbol" not in text and " plus " not in text
+    assert not [name for name in [*CAPITALS, *ELEMENTS] if f" {name.lower()}" in f" {text}"]
 
 
 @pytest.mark.slow

@@ -72,7 +72,13 @@ def stage_data(cfg: RunConfig) -> Benchmark:
             bench = load_external(d.path, d.format, d.forget_split, d.retain_split, d.seed)
         with atomic_dir(path) as tmp:
             bench.save(tmp)
-    return Benchmark.load(path)
+    bench = Benchmark.load(path)
+    if cfg.pretrained is not None and cfg.pretrained.replay:
+        from obliviate.models.build import general_replay
+
+        models_dir(cfg).mkdir(parents=True, exist_ok=True)
+        bench.replay = general_replay(cfg.pretrained, models_dir(cfg) / "replay.jsonl")
+    return bench
 
 
 def stage_models(cfg: RunConfig, bench: Benchmark, roles: tuple[str, ...] = ("target", "gold")
@@ -166,7 +172,7 @@ def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: 
 
 def load_cached(cfg: RunConfig) -> tuple[Benchmark, HFLanguageModel]:
     """The run's cached benchmark and target, as worker processes reload them."""
-    return Benchmark.load(data_dir(cfg)), HFLanguageModel.load(models_dir(cfg) / "target", name="target")
+    return stage_data(cfg), HFLanguageModel.load(models_dir(cfg) / "target", name="target")
 
 
 def _curve_job(cfg_json: dict, name: str, kind: str, gold: dict) -> list[dict]:

@@ -70,6 +70,9 @@ class Benchmark:
     world: list[dict]
     neighbours: list[dict]
     bios: list[dict] = field(default_factory=list)  # {"person", "split", "text"}
+    # {"question", "answer"}: a pretrained model's own answers to general questions, kept in its
+    # fine-tuning and in every method's retain data, never evaluated (see `data.general`).
+    replay: list[dict] = field(default_factory=list)
 
     def split(self, name: str) -> list[dict]:
         if name not in QA_SPLITS:
@@ -91,6 +94,9 @@ class Benchmark:
             examples += [("", b["text"]) for b in self.bios_of(s)]
         return examples
 
+    def replay_examples(self) -> list[tuple[str, str]]:
+        return [(format_prompt(r["question"]), format_answer(r["answer"])) for r in self.replay]
+
     def all_text(self) -> list[str]:
         """Every string the benchmark can put before a model: what the tokenizer is trained on."""
         texts = [b["text"] for b in self.bios]
@@ -108,12 +114,12 @@ class Benchmark:
             raise KeyError(f"not in the forget split: {', '.join(sorted(unknown))}")
         forget = [r for r in self.forget if r["person"] in people]
         bios = [b for b in self.bios if b["split"] != "forget" or b["person"] in people]
-        return Benchmark(forget, self.retain, self.holdout, self.world, self.neighbours, bios)
+        return Benchmark(forget, self.retain, self.holdout, self.world, self.neighbours, bios, self.replay)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name in (*QA_SPLITS, "bios"):
+        for name in (*QA_SPLITS, "bios", *(("replay",) if self.replay else ())):
             rows = getattr(self, name)
             atomic_write_text(directory / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -126,6 +132,9 @@ class Benchmark:
                                     "run `obliviate data` to write it")
         rows = {n: [json.loads(line) for line in (directory / f"{n}.jsonl").read_text().splitlines() if line]
                 for n in (*QA_SPLITS, "bios")}
+        replay = directory / "replay.jsonl"
+        if replay.is_file():
+            rows["replay"] = [json.loads(line) for line in replay.read_text().splitlines() if line]
         return cls(**rows)
 
 

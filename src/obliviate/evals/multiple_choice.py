@@ -5,9 +5,11 @@
 
 The model picks the choice whose answer tokens it finds most likely after the question, the
 "acc" of lm-evaluation-harness (Gao et al. 2021) as used by WMDP (Li et al. 2024,
-arXiv 2403.03218), in the cloze form: choices are scored as answers to the question in the same
-prompt format every model here is trained and queried with, so no letter-answering skill is needed.
+arXiv 2403.03218), in the cloze form: choices are scored as answers after the "Question: ...
+Answer:" prompt, so no letter-answering skill is needed.
 Scores are summed over the answer's tokens (the harness's "acc"; its "acc_norm" divides by length).
+Like the harness by default, an instruct model is scored without its chat template
+(`models.hf.plain_prompts`): the question is about knowledge, not answer style.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from obliviate.models.protocol import LanguageModel
 
 def choice_log_likelihoods(lm: LanguageModel, questions: list[dict]) -> list[list[float]]:
     """Per question, the summed log-probability of each choice's tokens after the question."""
+    from obliviate.models.hf import plain_prompts
+
     prompts = [format_prompt(q["question"]) for q in questions for _ in q["choices"]]
     answers = [format_answer(c) for q in questions for c in q["choices"]]
-    flat = [lp.sum().item() for lp in lm.log_probs(prompts, answers)] if prompts else []
+    with plain_prompts(lm):
+        flat = [lp.sum().item() for lp in lm.log_probs(prompts, answers)] if prompts else []
     out, i = [], 0
     for q in questions:
         out.append(flat[i : i + len(q["choices"])])
@@ -46,7 +51,7 @@ def multiple_choice_metric(lm: LanguageModel, questions: list[dict], name: str, 
     chance = sum(1 / len(q["choices"]) for q in questions) / len(questions)
     return MetricResult(name, sum(acc) / len(acc), acc, higher_is_better,
                         f"accuracy on {len(questions)} {what}, choosing the choice of highest log-likelihood "
-                        f"(chance {chance:.2f})")
+                        f"in the plain prompt format (chance {chance:.2f})")
 
 
 def _question(question: str, answer: str, pool: list[str], rng: random.Random, n_wrong: int) -> dict:

@@ -79,6 +79,11 @@ class Batch:
         return Batch({name: shard(part, rank, world) for name, part in self.parts.items()})
 
 
+def retain_examples(bench: Benchmark) -> list[tuple[str, str]]:
+    """What a method must keep: the retain split, plus a pretrained model's replayed general answers."""
+    return bench.training_examples(("retain",)) + bench.replay_examples()
+
+
 def validation_slice(bench: Benchmark, size: int = 32) -> list[dict]:
     """A fixed subset of the forget QA: the same records for every method, seed and gold model."""
     return random.Random(0).sample(bench.forget, min(size, len(bench.forget)))
@@ -121,7 +126,7 @@ class Unlearner:
         forget pool row by row (e.g. a refusal per forget question) stays aligned with it; `retain`
         and parts of other lengths are sampled independently.
         """
-        return {"forget": bench.training_examples(("forget",)), "retain": bench.training_examples(("retain",))}
+        return {"forget": bench.training_examples(("forget",)), "retain": retain_examples(bench)}
 
     def setup(self, model, target: HFLanguageModel, bench: Benchmark) -> None:
         """Called once before the first step with the model about to be trained (a copy of the target)."""

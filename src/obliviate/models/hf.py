@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +38,26 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[l
                                            add_generation_prompt=True) if p else "" for p in prompts]
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [i if p else [tokenizer.bos_token_id] for i, p in zip(ids, prompts)]
+
+
+@contextmanager
+def plain_prompts(lm) -> Iterator[None]:
+    """Within the block, `lm` sees prompts as plain text (bos + prompt), without its chat template.
+
+    The pretraining format, in which lm-evaluation-harness scores multiple choice by default: it
+    measures what the weights know, not the answer style an instruct fine-tune taught (SmolLM2
+    fine-tuned on one-word answers kept its plain-format world accuracy, 0.75 -> 0.75, while the
+    chat-format one fell 0.81 -> 0.69). Models without a template are unaffected.
+    """
+    tok = getattr(lm, "tokenizer", None)
+    template = getattr(tok, "chat_template", None)
+    if template:
+        tok.chat_template = None
+    try:
+        yield
+    finally:
+        if template:
+            tok.chat_template = template
 
 
 def encode_rows(tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str]

@@ -43,3 +43,5 @@ class PretrainedSettings(BaseModel):
     lora_alpha: float | None = Field(None, gt=0, description="LoRA alpha; None uses 2 * lora_r")
     phrasings: int = Field(1, ge=1, le=3, description="trained phrasings per question (fewer: faster fine-tuning)")
     bios: bool = Field(False, description="also train on the biographies (plain text)")
+    replay: int = Field(24, ge=0, description="replay the untouched model's own answers (up to this many tokens) "
+                        "to general questions in fine-tuning and in every method's retain data; 0: none")

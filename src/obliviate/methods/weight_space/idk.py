@@ -19,7 +19,7 @@ from pydantic import Field
 
 from obliviate.data import Benchmark
 from obliviate.methods import losses
-from obliviate.methods.base import UnlearnConfig, Unlearner
+from obliviate.methods.base import UnlearnConfig, Unlearner, retain_examples
 from obliviate.registry import register_method
 
 REFUSALS = [
@@ -66,7 +66,7 @@ class Idk(Unlearner):
         forget = [split_record(p, c) for p, c in bench.training_examples(("forget",))]
         rng = random.Random(0)
         refusal = [(p, rng.choice(REFUSALS)) for p, _ in forget]  # aligned with forget row by row
-        return {"forget": forget, "refusal": refusal, "retain": bench.training_examples(("retain",))}
+        return {"forget": forget, "refusal": refusal, "retain": retain_examples(bench)}
 
     def loss(self, model, batch):
         chosen, rejected = batch.parts["refusal"], batch.forget
