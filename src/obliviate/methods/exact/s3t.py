@@ -43,13 +43,16 @@ from obliviate.registry import register_method
 class S3TConfig(ExactConfig):
     slices: int = Field(2, ge=1, description="slices per shard = LoRA blocks per sequence")
     sequences: int = Field(2, ge=1, description="slice orders trained per shard (cyclic rotations, at most slices)")
-    lora_r: int = Field(8, ge=1, description="LoRA rank of each block")
+    shards: int = Field(5, ge=1, description="disjoint shards of the people; one block stack per order each (tiny: "
+                        "10 shards of rank-8 stacks mixed into truth ratios far flatter than gold's, forget quality "
+                        "p = 0.0002)")
+    lora_r: int = Field(32, ge=1, description="LoRA rank of each block")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha of each block")
     lr: float = Field(1e-2, gt=0, description="peak learning rate of block training")
     epochs: int = Field(12, ge=1, description="epochs of each block's training; a block's last slice sees only these "
                         "(tiny, one shard's stack, own people: 6 epochs 0.62 retain accuracy, 10: 0.94, 12: 1.0)")
-    base_prompt_weight: float = Field(0.0, ge=0, description="the frozen base trains on completions only, like the "
-                                      "target (measured on tiny: world accuracy 0.99)")
+    base_prompt_weight: float = Field(1.0, ge=0, description="`prompt_weight` of the frozen base's training on "
+                                      "the world facts (as SISA's)")
     replay: Literal["none", "last", "every"] = Field("every", description="mix the public world facts into every "
                                                      "block's training (any prefix may be served), the last, or none")
     drain: bool = Field(True, description="in `obliviate run`: retrain the deactivated blocks (the background "
