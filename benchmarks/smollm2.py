@@ -51,9 +51,10 @@ def measure(cmd: list[str]) -> dict:
 
 def acceptance(models: dict, methods: list[str]) -> dict:
     """The preset's targets (issue 8). World knowledge is judged by multiple choice (world_mc_acc);
-    the answers by generation (world_rouge) are checked alongside, on the same bounds."""
+    the answers by generation (world_rouge) are checked alongside, on the same bounds. "Within n
+    points" bounds the loss against the untouched model: collateral damage, not a gain."""
     pre, target, gold = models["pretrained"], models["target"], models["gold"]
-    near = lambda m, key, pts: abs(models[m][key] - pre[key]) <= pts  # noqa: E731
+    near = lambda m, key, pts: round(pre[key] - models[m][key], 6) <= pts  # noqa: E731  (100 questions: 0.05 is 5)
     checks = {
         "target_forget_acc>=0.80": target["forget_acc"] >= 0.80,
         "gold_forget_acc<=0.15": gold["forget_acc"] <= 0.15,
