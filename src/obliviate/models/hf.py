@@ -45,9 +45,8 @@ def plain_prompts(lm) -> Iterator[None]:
     """Within the block, `lm` sees prompts as plain text (bos + prompt), without its chat template.
 
     The pretraining format, in which lm-evaluation-harness scores multiple choice by default: it
-    measures what the weights know, not the answer style an instruct fine-tune taught (SmolLM2
-    fine-tuned on one-word answers kept its plain-format world accuracy, 0.75 -> 0.75, while the
-    chat-format one fell 0.81 -> 0.69). Models without a template are unaffected.
+    asks what the weights know rather than which answer style an instruct fine-tune taught
+    (`benchmarks/smollm2_finetune_probe.py` scores both ways). Models without a template are unaffected.
     """
     tok = getattr(lm, "tokenizer", None)
     template = getattr(tok, "chat_template", None)
