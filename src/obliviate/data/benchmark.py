@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from obliviate.data.people import biography, make_people, qa_pairs
 from obliviate.data.world import world_facts
-from obliviate.io import atomic_write_text
+from obliviate.io import read_jsonl, write_jsonl
 
 QA_SPLITS = ("forget", "retain", "holdout", "world", "neighbours")
 # Bump when the generator's output changes for the same config: cached artefacts are keyed by it.
@@ -71,7 +70,8 @@ class Benchmark:
     neighbours: list[dict]
     bios: list[dict] = field(default_factory=list)  # {"person", "split", "text"}
     # {"question", "answer"}: a pretrained model's own answers to general questions, kept in its
-    # fine-tuning and in every method's retain data, never evaluated (see `data.general`).
+    # fine-tuning and in every method's retain data, never evaluated (see `data.general`). Cached
+    # with the models it came from (`models.build.general_replay`), not saved with the benchmark.
     replay: list[dict] = field(default_factory=list)
 
     def split(self, name: str) -> list[dict]:
@@ -119,9 +119,8 @@ class Benchmark:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name in (*QA_SPLITS, "bios", *(("replay",) if self.replay else ())):
-            rows = getattr(self, name)
-            atomic_write_text(directory / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        for name in (*QA_SPLITS, "bios"):
+            write_jsonl(directory / f"{name}.jsonl", getattr(self, name))
 
     @classmethod
     def load(cls, directory: str | Path) -> "Benchmark":
@@ -130,12 +129,7 @@ class Benchmark:
         if missing:
             raise FileNotFoundError(f"benchmark at {directory} lacks {', '.join(missing)}.jsonl; "
                                     "run `obliviate data` to write it")
-        rows = {n: [json.loads(line) for line in (directory / f"{n}.jsonl").read_text().splitlines() if line]
-                for n in (*QA_SPLITS, "bios")}
-        replay = directory / "replay.jsonl"
-        if replay.is_file():
-            rows["replay"] = [json.loads(line) for line in replay.read_text().splitlines() if line]
-        return cls(**rows)
+        return cls(**{n: read_jsonl(directory / f"{n}.jsonl") for n in (*QA_SPLITS, "bios")})
 
 
 def forget_people(cfg: DataConfig, fraction: float) -> set[str]:

@@ -80,18 +80,15 @@ def finetune_examples(bench: Benchmark, splits: tuple[str, ...], phrasings: int,
 def general_replay(settings: PretrainedSettings, path: Path) -> list[dict]:
     """The untouched model's greedy answers to `data.general.GENERAL_QUESTIONS`, cached at `path`
     (what it said, right or wrong: the point is to keep its behaviour, not to teach it)."""
-    import json
-
     from obliviate.data.general import GENERAL_QUESTIONS
-    from obliviate.io import atomic_write_text
+    from obliviate.io import read_jsonl, write_jsonl
     from obliviate.models.load import load_language_model
 
     if not path.is_file():
         base = load_language_model(settings.model, name="pretrained", dtype=settings.dtype)
         answers = base.generate([format_prompt(q) for q in GENERAL_QUESTIONS], max_new_tokens=settings.replay)
-        rows = [{"question": q, "answer": a} for q, a in zip(GENERAL_QUESTIONS, answers) if a]
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+        write_jsonl(path, [{"question": q, "answer": a} for q, a in zip(GENERAL_QUESTIONS, answers) if a])
+    return read_jsonl(path)
 
 
 def finetune_role(role: str, bench: Benchmark, out: Path, settings: PretrainedSettings, train_cfg: TrainConfig,
