@@ -195,8 +195,9 @@ def test_gaussian_ft_mixes_forget_into_retain_by_default(regression_setup):
 
 def test_gaussian_ft_defaults_meet_the_bar_on_diabetes_on_most_seeds():
     """Diabetes, 30 % of the train samples forgotten at random, target trained 20 epochs, gaussian_ft at its
-    defaults (10 mixed passes, lr 1e-3, Gaussian of the outputs on retain): the bar holds on 8 of seeds 0-9
-    (seed 0 is a miss: test RMSE 16 % worse); at the former 5 passes on 5 of 10."""
+    defaults (30 mixed passes at lr 1e-3, retain fitted to the frozen target's outputs, interpolation anchor
+    3): the bar holds on 9 of seeds 0-9, seed 0 included, at no more than 6 % test cost (the paper's loss for
+    10 passes: 8 of 10, seed 0 a miss at 16 % test cost)."""
     passes, test_cost = [], []
     for seed in range(10):
         cfg = load_supervised_config("regression", ["task=diabetes", "forget.kind=random", "forget.fraction=0.3",
@@ -207,7 +208,39 @@ def test_gaussian_ft_defaults_meet_the_bar_on_diabetes_on_most_seeds():
         rows = report["models"]
         test_cost.append(rows["gaussian_ft"]["test_rmse"] / rows["target"]["test_rmse"] - 1)
         assert rows["gaussian_ft"]["forget_rmse"] > rows["target"]["forget_rmse"]
-    assert sum(passes) >= 8 and np.mean(test_cost) < 0.1, (passes, test_cost)
+    assert passes[0] and sum(passes) >= 8 and max(test_cost) < 0.1 and np.mean(test_cost) < 0.05, (passes, test_cost)
+
+
+def test_gaussian_ft_anchor_holds_the_function_off_the_forget_set(regression_setup):
+    """Fitting retain to the frozen target's outputs and pulling interpolations of retain inputs toward them
+    keeps the model's outputs on retain and on unseen test inputs far closer to the target's than the paper's
+    loss (retain labels, no anchor) for the same passes, while the forget outputs still move away."""
+    _, task, models = regression_setup
+    cls, target = supervised_methods().get("gaussian_ft"), models["target"]
+
+    def drift(model, x):
+        with torch.no_grad():
+            return (model(x) - target(x)).pow(2).mean().sqrt().item()
+
+    ours, paper = (cls(cls.config_class(**kw)).unlearn(copy.deepcopy(target), UnlearnData.from_task(task), seed=0)
+                   for kw in ({}, {"retain_targets": "labels", "anchor_weight": 0}))
+    assert drift(ours, task.retain.x) < 0.5 * drift(paper, task.retain.x)
+    assert drift(ours, task.test.x) < 0.6 * drift(paper, task.test.x)
+    ratio = [drift(m, task.forget.x) / drift(m, task.test.x) for m in (ours, paper)]
+    assert ratio[0] > ratio[1]  # more of the change falls on the forget inputs
+    before = evaluate(target, task, models["gold"])["forget_rmse"].value
+    assert evaluate(ours, task, models["gold"])["forget_rmse"].value > 1.1 * before
+
+
+def test_gaussian_ft_reads_labels_only_when_told_to_fit_them(regression_setup):
+    _, task, models = regression_setup
+    cls = supervised_methods().get("gaussian_ft")
+    assert not cls().uses_labels and cls(cls.config_class(retain_targets="labels")).uses_labels
+    model = cls().unlearn(copy.deepcopy(models["target"]), LabelsForbidden(UnlearnData.from_task(task)), seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), models["target"].parameters()))
+    with pytest.raises(AssertionError, match="read the retain labels"):
+        cls(cls.config_class(retain_targets="labels")).unlearn(
+            copy.deepcopy(models["target"]), LabelsForbidden(UnlearnData.from_task(task)), seed=0)
 
 
 def test_within_is_relative_with_a_floor():
@@ -226,11 +259,11 @@ class LabelsForbidden:
 
     @property
     def retain_y(self):
-        raise AssertionError("laf read the retain labels")
+        raise AssertionError("the method read the retain labels")
 
     @property
     def forget_y(self):
-        raise AssertionError("laf read the forget labels")
+        raise AssertionError("the method read the forget labels")
 
 
 def test_laf_never_reads_labels_and_still_forgets(digits_setup):
