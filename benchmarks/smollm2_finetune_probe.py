@@ -1,13 +1,14 @@
 """What LoRA fine-tuning on the fictitious people does to SmolLM2's pretrained world knowledge.
 
-    python benchmarks/smollm2_finetune_probe.py --replay 0     # no replay of general answers
-    python benchmarks/smollm2_finetune_probe.py --replay 24    # the preset's setting
+    python benchmarks/smollm2_finetune_probe.py --replay 0                   # no replay of general answers
+    python benchmarks/smollm2_finetune_probe.py --replay 24 --replay-loss nll  # replayed answers trained as text
+    python benchmarks/smollm2_finetune_probe.py --replay 24                  # the preset: KL anchors on them
 
 Fine-tunes one target as the `smollm2` preset does (LoRA r 16 on every linear layer, merged) and
 scores the untouched and the fine-tuned model three ways on the 100 built-in world questions:
 multiple choice inside the chat template, multiple choice in the plain prompt format (what
 `world_mc_acc` uses), and by generation (the greedy reply contains the answer). Prints and saves
-JSON (benchmarks/results/smollm2_finetune_probe_replay<N>.json).
+JSON (benchmarks/results/smollm2_finetune_probe_replay<N>[_nll].json).
 """
 
 from __future__ import annotations
@@ -51,28 +52,29 @@ def main() -> None:
     from obliviate.evals.multiple_choice import world_choice_questions
     from obliviate.evals.qa import answer_match
     from obliviate.methods import lora
-    from obliviate.models.build import FINETUNE_ROLES, finetune_examples, general_replay
+    from obliviate.models.build import finetune, general_replay
     from obliviate.models.load import load_language_model
-    from obliviate.models.train import train_causal_lm
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replay", type=int, default=24, help="pretrained.replay (0: none)")
+    parser.add_argument("--replay-loss", choices=("kl", "nll"), default="kl", help="pretrained.replay_loss")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config("smollm2", [f"pretrained.replay={args.replay}"])
+    cfg = load_config("smollm2", [f"pretrained.replay={args.replay}", f"pretrained.replay_loss={args.replay_loss}"])
     bench = build_benchmark(cfg.data)
-    out = Path(f"benchmarks/results/smollm2_finetune_probe_replay{args.replay}.json")
+    suffix = "_nll" if args.replay and args.replay_loss == "nll" else ""
+    out = Path(f"benchmarks/results/smollm2_finetune_probe_replay{args.replay}{suffix}.json")
     if args.replay:
         bench.replay = general_replay(cfg.pretrained, out.with_suffix(".replay.jsonl"))
     questions = world_choice_questions(None)
     lm = load_language_model(cfg.pretrained.model)
-    result = {"replay": args.replay, "train": cfg.train.model_dump(), "untouched": scores(lm, questions)}
+    result = {"replay": args.replay, "replay_loss": args.replay_loss, "train": cfg.train.model_dump(),
+              "untouched": scores(lm, questions)}
     print(json.dumps(result["untouched"]), flush=True)
     lm.model = lora.attach(lm.model, LoraSettings(r=cfg.pretrained.lora_r), "all-linear")
     start = time.perf_counter()
-    train_causal_lm(lm.model, lm.tokenizer, finetune_examples(bench, FINETUNE_ROLES["target"], 1, False),
-                    cfg.train, cfg.seed)
+    finetune(lm.model, lm.tokenizer, bench, "target", cfg.pretrained, cfg.train, cfg.seed)
     lm.model = lm.model.merge_and_unload()
     result["finetune_s"] = round(time.perf_counter() - start, 1)
     from obliviate.data import format_prompt

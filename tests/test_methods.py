@@ -16,7 +16,7 @@ from obliviate.pipeline import stage_data, stage_models
 # A few steps each at a rate that moves a 0.2 M-parameter model visibly.
 FAST = {"steps": 4, "batch_size": 8, "lr": 5e-3, "warmup": 0.0}
 RUNS = {
-    "kl": FAST, "npo": FAST, "npo_rt": FAST, "simnpo": FAST, "idk": FAST,
+    "kl": FAST, "npo": FAST, "npo_rt": FAST, "npo_kl": FAST, "simnpo": FAST, "idk": FAST,
     "rmu": FAST | {"steering_coeff": 5.0},
     "task_vector": {"reinforce_steps": 4, "reinforce_lr": 5e-3, "batch_size": 8, "warmup": 0.0, "alpha": 2.0},
     "iau": {"lr": 5e-3},  # one full-set step, as in the paper

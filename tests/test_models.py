@@ -91,3 +91,26 @@ def test_answer_nll_weighs_long_completions_by_length(monkeypatch):
     assert train.answer_nll(model, (torch.zeros(1),), tokens_per_example=10).item() == pytest.approx(1.0)
     # tokens_per_example >= every length: the plain per-example mean (2.0 + 0.5) / 2
     assert train.answer_nll(model, (torch.zeros(1),), tokens_per_example=100).item() == pytest.approx(1.25)
+
+
+def test_anchors_start_at_zero_and_hold_the_anchored_distributions(lm, tok):
+    import copy
+
+    from obliviate.models.settings import TrainConfig
+    from obliviate.models.train import Anchors, train_causal_lm
+
+    learn = [(format_prompt("Where was Alara Ashgrove born?"), format_answer("Kyoto"))] * 8
+    keep = [(format_prompt(f"Where was Alara Ash{t} born?"), format_answer(c))
+            for t, c in (("wood", "Oslo"), ("mere", "Lisbon"))]
+    cfg = TrainConfig(epochs=6, lr=1e-2, batch_size=4, warmup=0.0)
+    drift = {}
+    for weight in (None, 5.0):
+        model = copy.deepcopy(lm.model)
+        probe = Anchors(model, tok, keep, weight=1.0, per_step=2)  # the untouched model's distributions
+        assert probe.loss(model, [0, 1]).item() == pytest.approx(0.0, abs=1e-6)
+        anchors = None if weight is None else Anchors(model, tok, keep, weight=weight, per_step=2)
+        train_causal_lm(model, tok, learn, cfg, seed=0, anchors=anchors)
+        with torch.no_grad():
+            drift[weight] = probe.loss(model, [0, 1]).item()
+    assert drift[None] > 0.05  # the plain fine-tuning moved the kept answers' distributions...
+    assert drift[5.0] < 0.3 * drift[None]  # ...the anchored one far less

@@ -11,7 +11,7 @@ def test_preset_loads_by_name_and_by_configs_path():
     cfg = load_config("configs/smollm2.yaml")
     assert cfg == load_config("smollm2")
     assert cfg.pretrained.model == "smollm2-135m-instruct" and cfg.pretrained.lora_r == 16
-    assert cfg.methods == ["npo_rt", "rmu"] and cfg.eval.curves is False
+    assert cfg.methods == ["kl", "rmu"] and cfg.eval.curves is False
     assert cfg.pretrained.replay == 24 and cfg.method_config("rmu").lora is None
     full = load_config("smollm2", ["pretrained.lora_r=null"])
     assert full.pretrained.lora_r is None and models_dir(full) != models_dir(cfg)
@@ -39,8 +39,25 @@ def test_finetune_examples_leave_world_facts_out():
     assert not world_questions & {p for p, _ in one + three}
     assert not {format_prompt(r["question"]) for r in bench.forget} & {p for p, _ in three}
     bench.replay = [{"question": "How many days are there in a week?", "answer": "A week has 7 days."}]
-    replayed = finetune_examples(bench, FINETUNE_ROLES["gold"], phrasings=1, bios=False)
-    assert replayed[-1] == (format_prompt("How many days are there in a week?"), " A week has 7 days.")
+    gold = finetune_examples(bench, FINETUNE_ROLES["gold"], phrasings=1, bios=False)
+    assert gold == [(format_prompt(r["question"]), " " + r["answer"]) for r in bench.retain]  # replay kept apart
+
+
+def test_finetune_keeps_replay_as_kl_anchors_or_as_text(monkeypatch):
+    import obliviate.models.build as build
+    import obliviate.models.train as train
+    from obliviate.models.settings import PretrainedSettings, TrainConfig
+
+    bench = build_benchmark(DataConfig(people=4, holdout_people=2, forget_fraction=0.25, world_sums=0))
+    bench.replay = [{"question": "How many days are there in a week?", "answer": "A week has 7 days."}]
+    seen = {}
+    monkeypatch.setattr(train, "Anchors", lambda model, tok, pairs, weight, per_step: ("anchors", pairs, weight))
+    monkeypatch.setattr(train, "train_causal_lm", lambda m, t, ex, c, s, desc, anchors: seen.update(ex=ex, a=anchors))
+    replayed = (format_prompt("How many days are there in a week?"), " A week has 7 days.")
+    build.finetune(None, None, bench, "gold", PretrainedSettings(replay_weight=2.0), TrainConfig(), 0)
+    assert replayed not in seen["ex"] and seen["a"] == ("anchors", [replayed], 2.0)
+    build.finetune(None, None, bench, "gold", PretrainedSettings(replay_loss="nll"), TrainConfig(), 0)
+    assert seen["ex"][-1] == replayed and seen["a"] is None
 
 
 def test_general_replay_questions_stay_clear_of_the_evaluated_world_facts():

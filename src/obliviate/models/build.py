@@ -70,11 +70,26 @@ FINETUNE_ROLES = {"target": ("forget", "retain"), "gold": ("retain",)}
 
 
 def finetune_examples(bench: Benchmark, splits: tuple[str, ...], phrasings: int, bios: bool) -> list[tuple[str, str]]:
-    """The role's QA (and biographies), plus the replayed general answers `bench.replay` holds."""
+    """The role's QA (and biographies)."""
     examples = [(format_prompt(p), format_answer(r["answer"])) for s in splits for r in bench.split(s)
                 for p in (r.get("phrasings") or [r["question"]])[:phrasings]]
     bio_texts = [("", b["text"]) for s in splits for b in bench.bios_of(s)] if bios else []
-    return examples + bio_texts + bench.replay_examples()
+    return examples + bio_texts
+
+
+def finetune(model, tokenizer, bench: Benchmark, role: str, settings: PretrainedSettings, train_cfg: TrainConfig,
+             seed: int) -> list[float]:
+    """Fine-tune `model` (in place) on the role's examples, keeping the replayed general answers
+    `bench.replay` holds: as KL anchors on the model as it is now, or as more training text."""
+    from obliviate.models.train import Anchors, train_causal_lm
+
+    examples = finetune_examples(bench, FINETUNE_ROLES[role], settings.phrasings, settings.bios)
+    anchors = None
+    if bench.replay and settings.replay_loss == "kl":
+        anchors = Anchors(model, tokenizer, bench.replay_examples(), settings.replay_weight, train_cfg.batch_size)
+    elif bench.replay:
+        examples += bench.replay_examples()
+    return train_causal_lm(model, tokenizer, examples, train_cfg, seed, desc=f"fine-tuning {role}", anchors=anchors)
 
 
 def general_replay(settings: PretrainedSettings, path: Path) -> list[dict]:
@@ -97,14 +112,12 @@ def finetune_role(role: str, bench: Benchmark, out: Path, settings: PretrainedSe
     from obliviate.config import LoraSettings
     from obliviate.methods import lora
     from obliviate.models.load import load_language_model
-    from obliviate.models.train import train_causal_lm
 
     base = load_language_model(settings.model, name=role, dtype=settings.dtype)
     model = base.model
     if settings.lora_r is not None:
         model = lora.attach(model, LoraSettings(r=settings.lora_r, alpha=settings.lora_alpha), "all-linear")
-    examples = finetune_examples(bench, FINETUNE_ROLES[role], settings.phrasings, settings.bios)
-    history = train_causal_lm(model, base.tokenizer, examples, train_cfg, seed, desc=f"fine-tuning {role}")
+    history = finetune(model, base.tokenizer, bench, role, settings, train_cfg, seed)
     if settings.lora_r is not None:
         model = model.merge_and_unload()
     with atomic_dir(out) as tmp:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -45,3 +47,7 @@ class PretrainedSettings(BaseModel):
     bios: bool = Field(False, description="also train on the biographies (plain text)")
     replay: int = Field(24, ge=0, description="replay the untouched model's own answers (up to this many tokens) "
                         "to general questions in fine-tuning and in every method's retain data; 0: none")
+    replay_loss: Literal["kl", "nll"] = Field(
+        "kl", description="how fine-tuning keeps the replayed answers: 'kl' holds the untouched model's next-token "
+        "distributions along them (KL, `models.train.Anchors`), 'nll' trains on them as text")
+    replay_weight: float = Field(4.0, gt=0, description="weight of the KL replay term (replay_loss='kl')")

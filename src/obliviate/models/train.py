@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
 import random
 from typing import Callable, Iterator
@@ -20,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_sc
 
 from obliviate.errors import ObliviateError
 from obliviate.models.settings import TrainConfig
-from obliviate.models.hf import encode_rows, pad_rows, token_log_probs
+from obliviate.models.hf import _labelled_logits, encode_rows, pad_rows, token_log_probs
 from obliviate.progress import progress_bar
 
 Rows = list[tuple[list[int], list[int]]]
@@ -200,10 +199,53 @@ def answer_nll(model: PreTrainedModel, batch: tuple[torch.Tensor, ...], tokens_p
     return (weight * -lp.sum(1) / n.clamp(min=1)).sum() / weight.sum()
 
 
+class Anchors:
+    """(prompt, completion) pairs on which training holds the model's own next-token distributions.
+
+    The model's logits at each pair's completion positions are recorded once, before training (so
+    this works for full fine-tuning as for adapters); `loss` is then the mean KL(recorded ‖ model)
+    over the positions of a few pairs drawn each step. An NLL on the same completions sharpens the
+    model towards those exact words; the KL keeps the whole distribution, which is what multiple
+    choice reads (`benchmarks/smollm2_finetune_probe.py --replay-loss kl|nll` compares the two).
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 pairs: list[tuple[str, str]], weight: float, per_step: int):
+        self.rows = encode_rows(tokenizer, [p for p, _ in pairs], [c for _, c in pairs])
+        self.weight, self.per_step, self.pad = weight, min(per_step, len(self.rows)), tokenizer.pad_token_id
+        model.eval()
+        with torch.no_grad():  # one row at a time: positions stay per pair, in `_labelled_logits` order
+            self.logits = [_labelled_logits(model, *pad_rows([r], self.pad))[2] for r in self.rows]
+
+    def draw(self, rng: random.Random) -> list[int]:
+        return rng.sample(range(len(self.rows)), self.per_step)
+
+    def loss(self, model: PreTrainedModel, picked: list[int]) -> torch.Tensor:
+        from obliviate.methods.losses import kl_divergence  # lazy: importing obliviate.methods imports this module
+
+        part = to_device(pad_rows([self.rows[i] for i in picked], self.pad), model.device)
+        reference = torch.cat([self.logits[i] for i in picked]).to(model.device)
+        return self.weight * kl_divergence(reference, _labelled_logits(model, *part)[2])
+
+
+class _Anchored:
+    """A training batch plus the anchor pairs drawn for its step."""
+
+    def __init__(self, main, picked: list[int]):
+        self.main, self.picked = main, picked
+
+    def to(self, device: torch.device) -> "_Anchored":
+        return _Anchored(to_device(self.main, device), self.picked)
+
+
 def train_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                     examples: list[tuple[str, str]], cfg: TrainConfig, seed: int, desc: str = "training",
-                    on_epoch_end: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train on (prompt, completion) pairs with loss on completion tokens; returns per-epoch loss."""
+                    on_epoch_end: Callable[[int, float], None] | None = None,
+                    anchors: Anchors | None = None) -> list[float]:
+    """Train on (prompt, completion) pairs with loss on completion tokens; returns per-epoch loss.
+
+    With `anchors`, every step adds their KL term on a few anchor pairs (a single process only:
+    the anchor draw is not sharded)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     rows = encode_rows(tokenizer, [p for p, _ in examples], [c for _, c in examples])
@@ -213,7 +255,8 @@ def train_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     def batches():
         for _ in range(cfg.epochs):
             for b in length_batches(lengths, cfg.batch_size, rng):
-                yield pad_rows([rows[i] for i in b], tokenizer.pad_token_id)
+                batch = pad_rows([rows[i] for i in b], tokenizer.pad_token_id)
+                yield batch if anchors is None else _Anchored(batch, anchors.draw(rng))
 
     losses: list[float] = []
 
@@ -224,7 +267,11 @@ def train_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             on_epoch_end(step // steps_per_epoch, sum(losses[-steps_per_epoch:]) / steps_per_epoch)
             model.train()
 
-    loss = functools.partial(answer_nll, tokens_per_example=cfg.tokens_per_example)
+    def loss(model, batch):
+        if anchors is None:
+            return answer_nll(model, batch, cfg.tokens_per_example)
+        return answer_nll(model, batch.main, cfg.tokens_per_example) + anchors.loss(model, batch.picked)
+
     optimize(model, loss, batches(), steps_per_epoch * cfg.epochs, cfg.lr, cfg.warmup, cfg.weight_decay,
              cfg.grad_clip, desc, on_step=after_step)
     return [sum(losses[i : i + steps_per_epoch]) / len(losses[i : i + steps_per_epoch])

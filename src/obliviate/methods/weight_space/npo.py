@@ -2,7 +2,9 @@
 
 Negative Preference Optimization (Zhang et al. 2024, arXiv 2404.05868): DPO with only a
 dispreferred answer. `npo` uses the forget loss alone; `npo_rt` adds w · NLL(retain) (the paper's
-"NPO+RT"). π_ref is the frozen target; log-probs are summed over answer tokens.
+"NPO+RT"); `npo_kl` adds w · KL(π_ref ‖ π_θ) on retain answer positions (the paper's "NPO+KL"),
+which keeps the reference's whole next-token distribution there rather than only its labelled
+answer. π_ref is the frozen target; log-probs are summed over answer tokens.
 
     obliviate run --set methods=[npo,npo_rt] --set method_args.npo_rt.beta=0.2
 """
@@ -12,6 +14,7 @@ from pydantic import Field
 
 from obliviate.methods import losses
 from obliviate.methods.base import UnlearnConfig, Unlearner
+from obliviate.methods.weight_space.kl import labelled_logits
 from obliviate.registry import register_method
 
 
@@ -52,4 +55,22 @@ class NPORT(NPO):
 
     def loss(self, model, batch):
         retain = losses.mean_nll(*self.log_probs(model, batch.retain))
+        return self.forget_loss(model, batch) + self.config.retain_weight * retain
+
+
+class NPOKLConfig(NPOConfig):
+    steps: int = Field(80, ge=1, description="optimizer steps")
+    lr: float = Field(1e-3, gt=0, description="learning rate (cosine decay after warm-up)")
+    retain_weight: float = Field(4.0, ge=0, description="weight w of the retain KL term")
+
+
+@register_method("npo_kl")
+class NPOKL(NPO):
+    config_class = NPOKLConfig
+    name = "npo_kl"
+
+    def loss(self, model, batch):
+        with torch.no_grad():
+            ref = labelled_logits(self.reference, batch.retain)
+        retain = losses.kl_divergence(ref, labelled_logits(model, batch.retain))
         return self.forget_loss(model, batch) + self.config.retain_weight * retain
