@@ -72,6 +72,7 @@ def main() -> None:
     result = {"replay": args.replay, "replay_loss": args.replay_loss, "train": cfg.train.model_dump(),
               "untouched": scores(lm, questions)}
     print(json.dumps(result["untouched"]), flush=True)
+    torch.manual_seed(cfg.seed)  # as models.build.finetune_role: LoRA's init is drawn at attach
     lm.model = lora.attach(lm.model, LoraSettings(r=cfg.pretrained.lora_r), "all-linear")
     start = time.perf_counter()
     finetune(lm.model, lm.tokenizer, bench, "target", cfg.pretrained, cfg.train, cfg.seed)

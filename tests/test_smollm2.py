@@ -11,7 +11,7 @@ def test_preset_loads_by_name_and_by_configs_path():
     cfg = load_config("configs/smollm2.yaml")
     assert cfg == load_config("smollm2")
     assert cfg.pretrained.model == "smollm2-135m-instruct" and cfg.pretrained.lora_r == 16
-    assert cfg.methods == ["kl", "rmu"] and cfg.eval.curves is False
+    assert cfg.methods == ["npo_kl", "rmu"] and cfg.eval.curves is False
     assert cfg.pretrained.replay == 24 and cfg.method_config("rmu").lora is None
     full = load_config("smollm2", ["pretrained.lora_r=null"])
     assert full.pretrained.lora_r is None and models_dir(full) != models_dir(cfg)
@@ -83,3 +83,28 @@ def test_smollm2_pipeline_end_to_end_small(tmp_path):
     pre = report["models"]["pretrained"]
     assert pre["world_mc_acc"] >= 0.5  # 9 questions, chance 0.25: the untouched model knows the facts
     assert (tmp_path / "smollm2" / "report.json").is_file()
+
+
+def test_finetune_role_is_reproducible_with_lora(tmp_path):
+    """Same seed, same fine-tuned weights: LoRA's initialisation is seeded too (a tiny stand-in model)."""
+    import torch
+
+    from obliviate.models.build import finetune_role
+    from obliviate.models.hf import HFLanguageModel
+    from obliviate.models.settings import PretrainedSettings, TinyModelConfig, TrainConfig
+    from obliviate.models.tiny import build_tiny_model
+    from obliviate.models.tokenizer import train_tokenizer
+
+    bench = build_benchmark(DataConfig(people=2, holdout_people=1, forget_fraction=0.5, world_sums=0))
+    tok = train_tokenizer(bench.all_text(), 400)
+    cfg = TinyModelConfig(vocab_size=400, hidden_size=32, intermediate_size=64, layers=1, heads=2)
+    HFLanguageModel(build_tiny_model(cfg, tok, seed=0), tok).save(tmp_path / "base")
+    settings = PretrainedSettings(model=str(tmp_path / "base"), lora_r=4, replay=0)
+    weights = []
+    for run in ("a", "b"):
+        torch.manual_seed(len(run) * 7 + ord(run))  # a different global RNG state before each run
+        finetune_role("target", bench, tmp_path / run, settings, TrainConfig(epochs=1, batch_size=8), seed=3)
+        weights.append(HFLanguageModel.load(tmp_path / run).model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    base = HFLanguageModel.load(tmp_path / "base").model.state_dict()
+    assert any(not torch.equal(base[k], weights[0][k]) for k in base)  # and the fine-tuning did change it

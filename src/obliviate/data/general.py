@@ -1,10 +1,13 @@
 """General questions for self-distillation replay while fine-tuning a pretrained model.
 
 Fine-tuning on the fictitious people moves a pretrained model's answers to unrelated questions
-(SmolLM2-135M lost 5 points of world multiple-choice accuracy after LoRA fine-tuning on 60 people
-facts). Mixing in the *untouched* model's own greedy answers to general questions keeps its
-behaviour outside the new facts (self-distillation fine-tuning, Yang et al. 2024, "Self-Distillation
-Bridges Distribution Gap in Language Model Fine-Tuning", arXiv 2402.13669).
+(without replay SmolLM2-135M answered "What is the capital of France?" with a fictitious birthplace).
+The *untouched* model's own greedy answers to general questions, replayed, keep its behaviour
+outside the new facts (self-distillation fine-tuning, Yang et al. 2024, "Self-Distillation Bridges
+Distribution Gap in Language Model Fine-Tuning", arXiv 2402.13669). By default fine-tuning holds the
+untouched model's next-token distributions along these answers (KL, `models.train.Anchors`) rather
+than training on them as text, which sharpened the model towards its own wording and cost world
+multiple choice (`pretrained.replay_loss`).
 
 None of these asks for a capital, a chemical symbol or a sum: those are the evaluation's world
 facts (`data.world`, `evals.multiple_choice.world_choice_questions`), and replaying them would

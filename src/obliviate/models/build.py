@@ -115,6 +115,7 @@ def finetune_role(role: str, bench: Benchmark, out: Path, settings: PretrainedSe
 
     base = load_language_model(settings.model, name=role, dtype=settings.dtype)
     model = base.model
+    torch.manual_seed(seed)  # LoRA draws its A matrices here: unseeded, two runs fine-tuned different targets
     if settings.lora_r is not None:
         model = lora.attach(model, LoraSettings(r=settings.lora_r, alpha=settings.lora_alpha), "all-linear")
     history = finetune(model, base.tokenizer, bench, role, settings, train_cfg, seed)
