@@ -116,6 +116,12 @@ def _labelled_logits(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tens
     return target, valid, model.get_output_embeddings()(hidden[valid]).float()
 
 
+def labelled_logits(model: PreTrainedModel, part: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Next-token logits at the labelled positions of a padded (ids, mask, labels) part, (positions,
+    vocab); the same positions, in the same order, as `token_log_probs` scores."""
+    return _labelled_logits(model, *part)[2]
+
+
 def token_distribution_stats(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Min-K%++ statistics at the labelled positions, flattened in row-major order (batch, then time).

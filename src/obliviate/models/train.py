@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_cosine_sc
 
 from obliviate.errors import ObliviateError
 from obliviate.models.settings import TrainConfig
-from obliviate.models.hf import _labelled_logits, encode_rows, pad_rows, token_log_probs
+from obliviate.models.hf import encode_rows, labelled_logits, pad_rows, token_log_probs
 from obliviate.progress import progress_bar
 
 Rows = list[tuple[list[int], list[int]]]
@@ -214,8 +214,8 @@ class Anchors:
         self.rows = encode_rows(tokenizer, [p for p, _ in pairs], [c for _, c in pairs])
         self.weight, self.per_step, self.pad = weight, min(per_step, len(self.rows)), tokenizer.pad_token_id
         model.eval()
-        with torch.no_grad():  # one row at a time: positions stay per pair, in `_labelled_logits` order
-            self.logits = [_labelled_logits(model, *pad_rows([r], self.pad))[2] for r in self.rows]
+        with torch.no_grad():  # one row at a time: positions stay per pair, in `labelled_logits` order
+            self.logits = [labelled_logits(model, pad_rows([r], self.pad)) for r in self.rows]
 
     def draw(self, rng: random.Random) -> list[int]:
         return rng.sample(range(len(self.rows)), self.per_step)
@@ -225,7 +225,7 @@ class Anchors:
 
         part = to_device(pad_rows([self.rows[i] for i in picked], self.pad), model.device)
         reference = torch.cat([self.logits[i] for i in picked]).to(model.device)
-        return self.weight * kl_divergence(reference, _labelled_logits(model, *part)[2])
+        return self.weight * kl_divergence(reference, labelled_logits(model, part))
 
 
 class _Anchored:

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from obliviate.methods import losses
 from obliviate.methods.base import Part, UnlearnConfig, Unlearner
-from obliviate.models.hf import _labelled_logits
+from obliviate.models.hf import labelled_logits
 from obliviate.registry import register_method
 
 
@@ -25,10 +25,11 @@ class KLConfig(UnlearnConfig):
     retain_weight: float = Field(10.0, ge=0, description="weight w of the retain KL term")
 
 
-def labelled_logits(model, part: Part) -> torch.Tensor:
-    """Next-token logits at the labelled positions of `part`, (positions, vocab); the same
-    positions, in the same order, as `token_log_probs` scores."""
-    return _labelled_logits(model, *part)[2]
+def kl_to_reference(reference, model, part: Part) -> torch.Tensor:
+    """KL(π_ref ‖ π_θ) at the labelled positions of `part`, the frozen reference scored without gradient."""
+    with torch.no_grad():
+        ref = labelled_logits(reference, part)
+    return losses.kl_divergence(ref, labelled_logits(model, part))
 
 
 @register_method("kl")
@@ -39,6 +40,4 @@ class KL(Unlearner):
 
     def loss(self, model, batch):
         forget = losses.gradient_ascent(*self.log_probs(model, batch.forget))
-        with torch.no_grad():
-            ref = labelled_logits(self.reference, batch.retain)
-        return forget + self.config.retain_weight * losses.kl_divergence(ref, labelled_logits(model, batch.retain))
+        return forget + self.config.retain_weight * kl_to_reference(self.reference, model, batch.retain)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from obliviate.methods import losses
 from obliviate.methods.base import UnlearnConfig, Unlearner
-from obliviate.methods.weight_space.kl import labelled_logits
+from obliviate.methods.weight_space.kl import kl_to_reference
 from obliviate.registry import register_method
 
 
@@ -53,24 +53,21 @@ class NPORT(NPO):
     config_class = NPORTConfig
     name = "npo_rt"
 
+    def retain_loss(self, model, batch) -> torch.Tensor:
+        return losses.mean_nll(*self.log_probs(model, batch.retain))
+
     def loss(self, model, batch):
-        retain = losses.mean_nll(*self.log_probs(model, batch.retain))
-        return self.forget_loss(model, batch) + self.config.retain_weight * retain
+        return self.forget_loss(model, batch) + self.config.retain_weight * self.retain_loss(model, batch)
 
 
-class NPOKLConfig(NPOConfig):
-    steps: int = Field(80, ge=1, description="optimizer steps")
-    lr: float = Field(1e-3, gt=0, description="learning rate (cosine decay after warm-up)")
+class NPOKLConfig(NPORTConfig):
     retain_weight: float = Field(4.0, ge=0, description="weight w of the retain KL term")
 
 
 @register_method("npo_kl")
-class NPOKL(NPO):
+class NPOKL(NPORT):
     config_class = NPOKLConfig
     name = "npo_kl"
 
-    def loss(self, model, batch):
-        with torch.no_grad():
-            ref = labelled_logits(self.reference, batch.retain)
-        retain = losses.kl_divergence(ref, labelled_logits(model, batch.retain))
-        return self.forget_loss(model, batch) + self.config.retain_weight * retain
+    def retain_loss(self, model, batch) -> torch.Tensor:
+        return kl_to_reference(self.reference, model, batch.retain)
