@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from obliviate.attacks import ATTACKS, AttackSkipped, Recovery, judge, run_attacks
+from obliviate.attacks import ATTACKS, AttackSkipped, run_attacks
 from obliviate.attacks.base import checksum, clone
-from obliviate.attacks.verdict import compare
 from obliviate.attacks.weights import relearn_split, round_4bit
-from obliviate.config import AttackConfig, VerdictConfig
+from obliviate.config import AttackConfig
 from obliviate.data import Benchmark
-from obliviate.errors import ObliviateError
 
 CITIES = ["Oslo", "Lima", "Riga", "Quito"]
 
@@ -52,9 +50,9 @@ def test_probe_recovers_a_planted_attribute_and_not_from_gold():
     assert planted.details["chance"] == 0.25 and len(planted.scores) == 40
 
 
-def test_probe_names_a_bad_attribute_and_skips_black_boxes():
-    bench = toy_bench()
-    with pytest.raises(ObliviateError, match="attacks.probe_attribute='shoe_size'"):
+def test_probe_skips_an_attribute_no_retain_subject_has_and_black_boxes():
+    bench = toy_bench()  # a request's attributes are its own question templates: skipped with the reason, not fatal
+    with pytest.raises(AttackSkipped, match="attribute 'shoe_size'.*attacks.probe_attribute"):
         ATTACKS.get("probe")(PlantedStates(bench, True, "t"), bench, AttackConfig(probe_attribute="shoe_size"))
 
     class BlackBox:
@@ -66,37 +64,6 @@ def test_probe_names_a_bad_attribute_and_skips_black_boxes():
 
     with pytest.raises(AttackSkipped, match="needs hidden states; guarded"):
         ATTACKS.get("probe")(BlackBox(), bench, AttackConfig())
-
-
-def recovery(scores, people):
-    return Recovery([float(s) for s in scores], people)
-
-
-def test_compare_flags_a_real_gap_and_not_noise():
-    people = [f"p{i}" for i in range(10) for _ in range(10)]
-    gold = recovery([i % 10 == 0 for i in range(100)], people)  # 10 %
-    high = recovery([i % 10 < 6 for i in range(100)], people)  # 60 %: far above
-    same = recovery([i % 10 == 1 for i in range(100)], people)  # 10 % on other items
-    assert compare(high, gold, 0.005, 0.05, 2000, 0)["above_gold"]
-    e = compare(same, gold, 0.005, 0.05, 2000, 0)
-    assert not e["above_gold"] and e["difference"] == 0.0 and e["ci_low"] <= 0 <= e["ci_high"]
-    small = recovery([i % 10 < 2 for i in range(100)], people)  # +10 points, every person alike
-    assert compare(small, gold, 0.005, 0.05, 2000, 0)["above_gold"]
-    assert not compare(small, gold, 0.005, 0.15, 2000, 0)["above_gold"]  # below the practical margin
-
-
-def test_judge_decides_by_the_rules():
-    people = [f"p{i}" for i in range(10) for _ in range(10)]
-    low, high = recovery([0] * 100, people), recovery([1] * 100, people)
-    cfg = VerdictConfig()
-    gold = {"plain": low, "relearning": low, "probe": low}
-    assert judge({"plain": high, "relearning": high, "probe": low}, gold, cfg)["verdict"] == "not forgotten"
-    v = judge({"plain": low, "relearning": high, "probe": "needs hidden states"}, gold, cfg)
-    assert (v["verdict"], v["deciding"], v["skipped"]) == ("suppressed", "relearning",
-                                                           {"probe": "needs hidden states"})
-    assert judge({"plain": low, "relearning": low, "probe": low}, gold, cfg)["verdict"] == "removed"
-    wrapper = judge({"plain": low, "relearning": "needs weights"}, gold, cfg, changes_weights=False)
-    assert wrapper["verdict"] == "suppressed" and wrapper["deciding"].startswith("weights unchanged")
 
 
 def test_relearn_split_keeps_a_quarter_of_each_person():
@@ -141,6 +108,10 @@ def test_attacks_recover_from_the_target_not_from_gold_and_leave_both_untouched(
     # The micro model cannot follow a many-shot or role-play prefix (constructed cases below cover those)
     for name in ("plain", "relearning", "masking", "quantization_int8", "quantization_4bit"):
         assert target[name].mean >= 0.6 and gold[name].mean <= 0.1, name
+    for r in (target["relearning"], gold["relearning"]):  # the asked records' recall before relearning, per item
+        assert len(r.details["before"]) == len(r.scores) and set(r.details["before"]) <= {0.0, 1.0}
+        assert r.details["before_mean"] == round(sum(r.details["before"]) / len(r.scores), 4)
+    assert target["relearning"].details["before_mean"] >= 0.6 and gold["relearning"].details["before_mean"] <= 0.1
     assert isinstance(target["probe"], str)  # micro's 4 forget people's cities: none among the retain people's
 
 

@@ -62,17 +62,23 @@ def test_gold_with_another_seed_is_indistinguishable(micro):
     bench = stage_data(other)
     gold2 = stage_models(other, bench, ("gold",))["gold"]
     gold_ratios = report["per_example"]["gold"]["forget_truth_ratio"]
-    results = evaluate(gold2, bench, gold_ratios, gold_privleak_auc=report["models"]["gold"]["privleak_auc"])
+    gold = report["models"]["gold"]
+    results = evaluate(gold2, bench, gold_ratios, gold_privleak_auc=gold["privleak_auc"])
     assert results["forget_quality"].value >= 0.05
-    # micro has only 40 member vs 60 non-member texts, so an AUC moves by ~0.05 between seeds;
-    # the ±5 % bound is checked on tiny (tests/test_tiny_acceptance.py, calibration benchmark)
-    assert abs(results["priv_leak"].value) <= 15.0
+    # The QA-answer attacks score 40 member vs 200 non-member records, so an AUC moves by ~0.05
+    # between seeds. PrivLeak's Min-K% scores passages, one per person: micro's 4 forget vs 20
+    # holdout biographies give a null AUC a standard deviation of ~0.16, too few to bound a gold
+    # seed's PrivLeak here (seed 1: -62 %); it is bounded on tiny (tests/test_tiny_acceptance.py).
+    assert abs(results["mia_loss_auc"].value - gold["mia_loss_auc"]) <= 0.05
+    assert results["priv_leak"].value is not None
 
 
 def test_membership_and_memorisation_sanity(micro):
     _, report, _ = micro
     target, gold = report["models"]["target"], report["models"]["gold"]
-    assert abs(gold["mia_min_k_auc"] - 0.5) <= 0.05  # gold saw neither forget nor holdout
+    assert abs(gold["mia_loss_auc"] - 0.5) <= 0.05  # gold saw neither forget nor holdout (40 vs 200 QA records)
+    # Min-K% on passages: 4 forget vs 20 holdout biographies, a null AUC's sd ~0.16, so only the target is sharp
+    assert target["mia_min_k_auc"] >= 0.9 and abs(gold["mia_min_k_auc"] - 0.5) <= 0.35
     assert target["priv_leak"] > 20  # the target leaks membership of what it was trained on
     assert target["verbmem_forget"] >= 0.9 and target["verbmem_forget"] - gold["verbmem_forget"] >= 0.3
     assert target["forget_rouge"] >= 0.9 and gold["forget_rouge"] <= 0.2  # KnowMem forget
@@ -116,10 +122,13 @@ def test_verdict_judges_the_controls_and_every_method(micro):
     cfg, report, out = micro
     verdicts = report["verdict"]
     assert set(verdicts) == {"target", "gold_seed1", "guarded_target", "gradient_ascent", "gradient_difference"}
-    assert {n: v["verdict"] for n, v in verdicts.items() if v.get("control")} == {
-        "target": "not forgotten", "gold_seed1": "removed", "guarded_target": "suppressed"}
-    assert verdicts["target"]["deciding"] == "plain"
-    assert set(verdicts["guarded_target"]["skipped"]) == {"relearning", "quantization_int8", "quantization_4bit",
-                                                          "probe"}
+    assert verdicts["target"]["verdict"] == "not forgotten" and verdicts["target"]["deciding"] == "plain"
+    assert verdicts["guarded_target"]["verdict"] == "suppressed"
+    # micro has 4 forget people: too few to show equivalence, so the second gold is inconclusive,
+    # never wrongly "suppressed" or "not forgotten", and says it needs more people than it has
+    gold2 = verdicts["gold_seed1"]
+    assert gold2["verdict"] in ("removed", "inconclusive") and not gold2["above"]
+    assert gold2["verdict"] == "removed" or gold2["subjects_needed"] > 4
+    assert {"relearning", "quantization_int8", "quantization_4bit", "probe"} <= set(verdicts["guarded_target"]["skipped"])
     page = (out / cfg.name / "report.html").read_text()
     assert "Removed or suppressed?" in page and "guarded_target" in page

@@ -8,8 +8,8 @@ import torch
 from scipy.stats import ks_2samp
 
 from obliviate.data import Benchmark
-from obliviate.evals import (METRIC_COLUMNS, MetricResult, answer_match, answer_probability, evaluate,
-                             forget_quality, qa_metrics, rouge_l_recall, truth_ratio_score, truth_ratios)
+from obliviate.evals import (METRIC_COLUMNS, MetricResult, answer_match, answer_probability, answer_recalled,
+                             evaluate, forget_quality, qa_metrics, rouge_l_recall, truth_ratio_score, truth_ratios)
 from obliviate.models.protocol import LanguageModel
 
 
@@ -61,6 +61,33 @@ def test_answer_match(generated, answer, expected):
 
 
 @pytest.mark.parametrize("generated, answer, expected", [
+    ("'s chemist", "chemist", True),          # rmu's answer (issue 17): the value is there, exact match says 0
+    ("a chemist, he", "chemist", True),
+    ("Chemist.", "chemist", True),
+    ("chemistry", "chemist", False),          # a longer word is not the answer
+    ("alchemist", "chemist", False),
+    ("born 19510", "1951", False),
+    ("born in 1951.", "1951", True),
+    ("in Paris, France", "Paris, France", True),  # a phrase, word-bounded at both ends
+    ("Marie Curie won", "marie curie", True),
+    ("Curie", "Marie Curie", False),
+    ("c++ coder", "C++", True),               # re.escape: regex characters in the answer are literal
+    ("cxx", "c++", False),
+    ("anything", "", False),                  # an empty answer never matches
+    ("", "Paris", False),
+])
+def test_answer_recalled(generated, answer, expected):
+    assert answer_recalled(generated, answer) is expected
+
+
+def test_qa_metrics_acc_is_recall_and_em_is_exact_match():
+    records = [record("What is Sorrel's job?", "chemist")]
+    results, _ = qa_metrics(FakeLM({"chemist": [-1.0]}, {"What is Sorrel's job?": "'s chemist"}), records, "forget")
+    assert (results["forget_acc"].value, results["forget_em"].value) == (1.0, 0.0)
+    assert results["forget_em"].higher_is_better is False and "exact-match" in results["forget_em"].description
+
+
+@pytest.mark.parametrize("generated, answer, expected", [
     ("born in Paris", "Paris", 1.0),
     ("Lyon", "Paris", 0.0),
     # LCS("the author was born in paris", "born in paris france") = "born in paris": 3 of 4 answer words
@@ -80,15 +107,17 @@ def test_qa_metrics_by_hand():
                  "Who?": "Curie"})
     results, generated = qa_metrics(lm, records, "retain")
     assert generated == ["paris.", "Lyon is the city", "41", "Curie"]
-    assert results["retain_acc"].per_example == [1.0, 0.0, 0.0, 0.0]
-    assert results["retain_acc"].value == pytest.approx(0.25)  # only "paris." matches
+    assert results["retain_acc"].per_example == [1.0, 1.0, 0.0, 0.0]  # "Lyon is the city" recalls Lyon
+    assert results["retain_em"].per_example == [1.0, 0.0, 0.0, 0.0]
+    assert results["retain_em"].value == pytest.approx(0.25)  # only "paris." matches exactly
     assert results["retain_rouge"].value == pytest.approx((1 + 1 + 0 + 0.5) / 4)
     # mean token NLLs: 2, 1, 0.5, 4
     assert results["retain_nll"].per_example == pytest.approx([2.0, 1.0, 0.5, 4.0])
     assert results["retain_nll"].value == pytest.approx(7.5 / 4)
-    assert [results[k].higher_is_better for k in ("retain_acc", "retain_rouge", "retain_nll")] == [True, True, False]
+    keys = ("acc", "em", "rouge", "nll")
+    assert [results[f"retain_{k}"].higher_is_better for k in keys] == [True, True, True, False]
     forget, _ = qa_metrics(lm, records, "forget")
-    assert [forget[k].higher_is_better for k in ("forget_acc", "forget_rouge", "forget_nll")] == [False, False, None]
+    assert [forget[f"forget_{k}"].higher_is_better for k in keys] == [False, False, False, None]
 
 
 def test_qa_metrics_rejects_empty_split():
@@ -179,8 +208,11 @@ def test_evaluate_reports_every_metric_and_raw_forget_ratios():
     lm = FakeLM(TR_LOG_PROBS, {"F1?": "A1", "R1?": "Bob", "W1?": "5"}, default=[-1.0])
     generations = {}
     results = evaluate(lm, suite_bench(), None, generations=generations)
-    # the two metrics measured against gold need gold's numbers
-    assert {k for k, _, _ in METRIC_COLUMNS} - set(results) == {"forget_quality", "priv_leak"}
+    # forget quality needs gold's ratios; PrivLeak is n/a with the reason: no passages to run Min-K% on
+    assert {k for k, _, _ in METRIC_COLUMNS} - set(results) == {"forget_quality"}
+    assert results["priv_leak"].value is None and "needs passages" in results["priv_leak"].description
+    assert results["mia_min_k_auc"].value is None
+    assert results["forget_em"].value == pytest.approx(0.5)
     assert all(isinstance(m, MetricResult) and m.name == k for k, m in results.items())
     assert results["forget_acc"].value == pytest.approx(0.5)
     assert results["world_acc"].value == 0.0
@@ -191,8 +223,9 @@ def test_evaluate_reports_every_metric_and_raw_forget_ratios():
     assert results["forget_prob"].per_example == pytest.approx([math.exp(-1), math.exp(-1)])
     assert generations == {"forget": ["A1", ""], "retain": ["Bob"], "world": ["5"], "neighbours": ["Bob"]}
 
-    with_gold = evaluate(lm, suite_bench(neighbours=False), [R1, R2])
+    with_gold = evaluate(lm, suite_bench(neighbours=False), [R1, R2], gold_privleak_auc=0.5)
     assert with_gold["forget_quality"].value == pytest.approx(1.0)
+    assert with_gold["priv_leak"].value is None  # gold's AUC given, but no passages here: n/a, not a crash
     assert "neighbours_acc" not in with_gold
 
 

@@ -1,6 +1,8 @@
-"""Membership inference: scores by hand, AUC vs scikit-learn, token_stats vs full logits, the suite via fakes."""
+"""Membership inference: scores by hand, AUC vs scikit-learn, token_stats vs full logits, the suite via fakes
+and on passages of a real tiny model."""
 
 import math
+import random
 import zlib
 
 import numpy as np
@@ -10,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from obliviate.data import Benchmark, format_answer, format_prompt
 from obliviate.evals.mia import (MIA_KEYS, auc, loss_score, mia_samples, mia_suite, min_k_plus_plus_score,
-                                 min_k_score, priv_leak, privleak_metric, zlib_score)
+                                 min_k_score, passage_samples, priv_leak, privleak_metric, zlib_score)
 from obliviate.models.hf import HFLanguageModel
 from obliviate.models.protocol import LanguageModel, SupportsTokenStats
 from obliviate.models.settings import TinyModelConfig
@@ -154,23 +156,31 @@ def qa(question, answer):
             "phrasings": [question], "person": "X", "attribute": "a"}
 
 
+def bio(split, text):
+    return {"person": text.split(":")[0], "split": split, "text": text}
+
+
 FORGET = [qa("F1?", "a"), qa("F2?", "b"), qa("F3?", "c")]
 HOLDOUT = [qa("H1?", "d"), qa("H2?", "e"), qa("H3?", "f"), qa("H4?", "g")]
+# Passages: the prefix (first 2 words) of a forget passage holds an "F", of a holdout one none.
+BIOS = [bio("forget", "Fay Ames: a, b, c."), bio("forget", "Flo Birk: b, c, a."),
+        bio("holdout", "Hal Berg: d, e, f."), bio("holdout", "Ida Moss: e, d, g."), bio("holdout", "Jo Lund: g, f, d."),
+        bio("retain", "Fern Ray: x, y, z.")]  # retain passages are neither members nor non-members here
 MEMBER_LP, NONMEMBER_LP = [-0.1, -0.3, -0.2], [-2.0, -3.0, -1.0]
 
 
 class TextFake:
-    """Scores answers given questions: forget answers likely, holdout answers unlikely."""
+    """Scores forget answers and passages likely, holdout ones unlikely (by an "F" in the prompt)."""
 
     name = "text-fake"
 
     def __init__(self):
-        self.calls = 0
+        self.calls, self.prompts = 0, []
 
     def log_probs(self, prompts, answers):
         self.calls += 1
-        assert all(p.startswith("Question: ") for p in prompts), "answers are scored given their question"
-        assert all(a.startswith(" ") for a in answers)
+        self.prompts += prompts
+        assert all(a.startswith(" ") for a in answers), "answers and passage rests start with a space"
         return [torch.tensor(MEMBER_LP if "F" in p else NONMEMBER_LP) for p in prompts]
 
     def generate(self, prompts, max_new_tokens=24):
@@ -184,20 +194,31 @@ class StatsFake(TextFake):
     """Also exposes token_stats: mu = -1, sigma = 1, so z = lp + 1 (members > 0 > non-members)."""
 
     def token_stats(self, prompts, answers):
+        assert not any(p.startswith("Question: ") for p in prompts), "token_stats serve the passage attacks"
         return [(lp, torch.full_like(lp, -1.0), torch.ones_like(lp)) for lp in super().log_probs(prompts, answers)]
 
     def log_probs(self, prompts, answers):
-        raise AssertionError("with token_stats, mia_suite scores once through it")
+        assert all(p.startswith("Question: ") for p in prompts), "with token_stats, passages are scored once through it"
+        return super().log_probs(prompts, answers)
 
 
-def bench(holdout=HOLDOUT):
-    return Benchmark(forget=FORGET, retain=[], holdout=holdout, world=[], neighbours=[])
+def bench(holdout=HOLDOUT, bios=BIOS):
+    return Benchmark(forget=FORGET, retain=[], holdout=holdout, world=[], neighbours=[], bios=bios)
 
 
 def test_mia_samples_are_prompt_and_answer():
     prompts, answers, owner = mia_samples(bench(), "forget")
     assert (prompts[0], answers[0], owner) == ("Question: F1?\nAnswer:", " a", [0, 1, 2])
     assert len(mia_samples(bench(), "holdout")[1]) == 4
+
+
+def test_passage_samples_are_prefix_and_rest():
+    prompts, answers = passage_samples(bench(), "forget", 2)
+    assert (prompts, answers) == (["Fay Ames:", "Flo Birk:"], [" a, b, c.", " b, c, a."])
+    assert passage_samples(bench(), "holdout", 1)[0] == ["Hal", "Ida", "Jo"]
+    assert passage_samples(bench(), "forget", 5) == ([], [])  # no passage is longer than 5 words
+    with pytest.raises(ValueError, match="prefix_words"):
+        passage_samples(bench(), "forget", 0)
 
 
 def test_record_score_is_the_mean_over_its_phrasings():
@@ -218,18 +239,19 @@ def test_mia_suite_separates_members_and_marks_min_k_pp_unavailable():
     lm = TextFake()
     assert isinstance(lm, LanguageModel) and not isinstance(lm, SupportsTokenStats)
     results, unavailable = mia_suite(lm, bench())
-    assert lm.calls == 1
+    assert lm.calls == 2  # QA answers once, passages once
+    assert lm.prompts[-5:] == ["Fay Ames:", "Flo Birk:", "Hal Berg:", "Ida Moss:", "Jo Lund:"]  # plain text
     assert set(results) == {"mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "privleak_auc"}
     assert set(unavailable) == {"mia_min_k_pp_auc", "mia_reference_auc"}
     assert "token_stats" in unavailable["mia_min_k_pp_auc"]
     for key, m in results.items():
         assert m.name == key and m.higher_is_better is None
         assert m.value == pytest.approx(1.0)
-        assert len(m.per_example) == 3 + 4
-    # per_example: 3 member scores, then 4 non-member scores; LOSS = mean log p = -0.2 and -2.0
+    # QA attacks: 3 member records, then 4 non-member records; LOSS = mean log p = -0.2 and -2.0
     assert results["mia_loss_auc"].per_example == pytest.approx([-0.2] * 3 + [-2.0] * 4)
-    # Min-K% at k = 0.2 on 3 tokens: max(1, floor(0.6)) = 1 token, the lowest: -0.3 and -3.0
-    assert results["mia_min_k_auc"].per_example == pytest.approx([-0.3] * 3 + [-3.0] * 4)
+    # Min-K% on passages: 2 forget, then 3 holdout; k = 0.2 of 3 tokens: max(1, floor(0.6)) = 1, the lowest
+    assert results["mia_min_k_auc"].per_example == pytest.approx([-0.3] * 2 + [-3.0] * 3)
+    assert "passage" in results["mia_min_k_auc"].description
 
 
 class Uniform(TextFake):
@@ -243,8 +265,8 @@ def test_mia_suite_with_token_stats_and_reference():
     results, unavailable = mia_suite(StatsFake(), bench(), reference=Uniform())
     assert unavailable == {}
     assert set(results) == set(MIA_KEYS)
-    # z = lp + 1: the bottom 1 of 3 tokens: -0.3 + 1 = 0.7 for members, -3.0 + 1 = -2.0 for non-members
-    assert results["mia_min_k_pp_auc"].per_example == pytest.approx([0.7] * 3 + [-2.0] * 4)
+    # z = lp + 1 on passages: the bottom 1 of 3 tokens: -0.3 + 1 = 0.7 for members, -3.0 + 1 = -2.0 for non-members
+    assert results["mia_min_k_pp_auc"].per_example == pytest.approx([0.7] * 2 + [-2.0] * 3)
     assert results["mia_min_k_pp_auc"].value == pytest.approx(1.0)
     # NLL_ref - NLL_cand = mean log p_cand - mean log p_ref: -0.2 + 1 = 0.8 (members), -2.0 + 1 = -1.0
     assert results["mia_reference_auc"].per_example == pytest.approx([0.8] * 3 + [-1.0] * 4)
@@ -265,17 +287,85 @@ def test_mia_suite_reversed_membership_gives_auc_zero():
 
     results, _ = mia_suite(Reversed(), bench())
     assert results["mia_loss_auc"].value == pytest.approx(0.0)
+    assert results["privleak_auc"].value == pytest.approx(0.0)
 
 
 def test_mia_suite_without_holdout_reports_every_key_unavailable():
-    results, unavailable = mia_suite(TextFake(), bench(holdout=[]))
+    results, unavailable = mia_suite(TextFake(), bench(holdout=[], bios=[]))
     assert results == {} and set(unavailable) == set(MIA_KEYS)
     assert "holdout" in unavailable["mia_loss_auc"]
+    assert unavailable["privleak_auc"].startswith("needs passages (biographies / raw texts) for both forget and holdout")
+
+
+def test_min_k_and_privleak_are_unavailable_without_passages():
+    # QA on both sides but no passages (TOFU-like): the QA attacks run, Min-K%, Min-K%++ and PrivLeak are n/a
+    results, unavailable = mia_suite(StatsFake(), bench(bios=[bio("forget", "Fay Ames: a, b.")]))
+    assert set(results) == {"mia_loss_auc", "mia_zlib_auc"}
+    for key in ("mia_min_k_auc", "mia_min_k_pp_auc", "privleak_auc"):
+        assert "needs passages" in unavailable[key] and "1 forget and 0 holdout" in unavailable[key]
+
+
+def test_passage_attacks_run_without_holdout_qa():
+    # MUSE-like: holdout raw text but no holdout QA: the passage attacks still run
+    results, unavailable = mia_suite(TextFake(), bench(holdout=[]))
+    assert set(results) == {"mia_min_k_auc", "privleak_auc"}
+    assert "holdout split is empty" in unavailable["mia_loss_auc"]
+
+
+class TenTokens(TextFake):
+    """Passages of 10 tokens: LP for forget, LP - 1 for holdout."""
+
+    def log_probs(self, prompts, answers):
+        return [LP if "F" in p else LP - 1 for p in prompts]
 
 
 def test_privleak_auc_is_min_k_at_point_four():
-    results, _ = mia_suite(TextFake(), bench(), k=1.0)
-    # k = 0.4 on 3 tokens: floor(1.2) = 1 token; k = 1.0: the mean (the LOSS score)
-    assert results["privleak_auc"].per_example[0] == pytest.approx(-0.3)
-    assert results["mia_min_k_auc"].per_example[0] == pytest.approx(-0.2)
+    results, _ = mia_suite(TenTokens(), bench(), k=1.0)
+    # on 10 tokens: k = 0.4 averages the 4 lowest, -2.875; k = 1.0 all of them, the LOSS score -1.55
+    assert results["privleak_auc"].per_example[0] == pytest.approx(-2.875)
+    assert results["mia_min_k_auc"].per_example[0] == pytest.approx(-1.55)
     assert math.isclose(results["privleak_auc"].value, 1.0)
+
+
+# --- the passage attacks on a real tiny model -------------------------------------------------
+
+WORDS = ["Lisbon", "Oslo", "Kyoto", "potter", "baker", "1951", "1987", "Honora", "Quill", "Ember", "Nardo",
+         "Vesper", "chess", "rowing", "Halden", "Mirel", "Tamsin", "Orrin", "Cadell", "Yara"]
+NAMES = ["Alara Ashgrove", "Bram Ashwood", "Cato Ashmere", "Dara Elmwood", "Esme Oakley", "Finn Rowan",
+         "Gus Thorne", "Hana Vale", "Ilse Wren", "Jory Marsh", "Kit Fallow", "Lena Brook"]
+
+
+def passage_bench() -> Benchmark:
+    """6 forget and 6 holdout people: 1-token QA answers, and 10-value biographies ("Name: v1, ..., v10.")."""
+    rng = random.Random(0)
+    values = {n: rng.sample(WORDS, 10) for n in NAMES}
+    split = {n: "forget" if i < 6 else "holdout" for i, n in enumerate(NAMES)}
+    records = {s: [qa(f"Where was {n} born?", values[n][0]) for n in NAMES if split[n] == s]
+               for s in ("forget", "holdout")}
+    bios = [bio(split[n], f"{n}: " + ", ".join(values[n]) + ".") for n in NAMES]
+    return Benchmark(forget=records["forget"], retain=[], holdout=records["holdout"], world=[], neighbours=[],
+                     bios=bios)
+
+
+@pytest.fixture(scope="module")
+def passage_lm():
+    b = passage_bench()
+    tok = train_tokenizer([x["text"] for x in b.bios] + [format_prompt(r["question"]) + format_answer(r["answer"])
+                                                          for r in b.forget + b.holdout], 400)
+    cfg = TinyModelConfig(vocab_size=400, hidden_size=32, intermediate_size=64, layers=1, heads=2)
+    return HFLanguageModel(build_tiny_model(cfg, tok, seed=0), tok)
+
+
+def test_min_k_at_two_ks_differs_on_passages(passage_lm):
+    b = passage_bench()
+    results, unavailable = mia_suite(passage_lm, b, k=0.2, privleak_k=0.4, prefix_words=2)
+    assert "mia_min_k_pp_auc" in results and "mia_min_k_auc" not in unavailable
+    # Scored on the QA answers (1-3 tokens) both ks pick the single least likely token, so the two
+    # AUCs were equal (issue 17); on 20-odd passage tokens they average 4 vs 8 tokens.
+    assert results["mia_min_k_auc"].per_example != pytest.approx(results["privleak_auc"].per_example)
+    assert results["mia_min_k_auc"].value != results["privleak_auc"].value
+    # each passage's score is Min-K% of its rest given its name, as plain text after bos
+    prompts, answers = passage_samples(b, "forget", 2)
+    lp = passage_lm.log_probs(prompts[:1], answers[:1])[0]
+    assert len(lp) >= 20
+    assert results["privleak_auc"].per_example[0] == pytest.approx(min_k_score(lp, 0.4))

@@ -200,5 +200,65 @@ def report(run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
     console.print(f"report: {write_run_html(run_dir)}")
 
 
+RequestOpt = typer.Option(..., "--request", "-r", help="forget request: a YAML or JSON file (kind, forget, reference, ...)")
+
+
+@command()
+def forget(model: str = typer.Option(..., "--model", help="packaged name, Hugging Face directory or .gguf file"),
+           request: Path = RequestOpt,
+           method: str = typer.Option("npo_kl", "--method", "-m", help="registered weight-space method, or "
+                                      "guard|eco|alu for a guarded model directory"),
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="new directory for the model and the "
+                                              "evidence (default forgotten/<request name>)"),
+           config: str = typer.Option("tiny", "--config", "-c", help="preset or YAML whose method_args, lora, "
+                                      "attacks and verdict apply"),
+           set_: Optional[list[str]] = SetOpt) -> None:
+    """Unlearn a forget request from a model; write the model, evidence.json and evidence.html, print the verdict.
+
+    Example: obliviate forget --model smollm2-135m-instruct --request request.yaml --method npo_kl --out forgotten/
+    """
+    from obliviate.requests.forget import forget as run_forget
+
+    cfg = _load(config, set_)
+    evidence = run_forget(model, request, method, out, cfg)
+    _print_evidence(evidence)
+
+
+@command()
+def verify(model: str = typer.Option(..., "--model", help="model to verify: HF directory, .gguf, packaged name, "
+                                     "or a directory written by `obliviate forget`"),
+           request: Path = RequestOpt,
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="directory for evidence.json / .html"),
+           config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Verify a model against a forget request without a retrained model; print the verdict and every test.
+
+    Example: obliviate verify --model forgotten/ --request request.yaml
+    """
+    from obliviate.requests.forget import verify_saved
+
+    _print_evidence(verify_saved(model, request, _load(config, set_), out))
+
+
+def _print_evidence(evidence: dict) -> None:
+    from rich.table import Table
+
+    from obliviate.table import deciding_text
+
+    for stage in ("before", "after"):
+        v = evidence.get(stage)
+        if v is None:
+            continue
+        table = Table(title=f"{stage}: {v['verdict']} — {deciding_text(v)}", title_justify="left")
+        for col in ("test", "model", "reference", "difference", "bounds", "margin", "state"):
+            table.add_column(col, justify="left" if col in ("test", "state") else "right")
+        for name, e in v["evidence"].items():
+            state = "above" if e["above"] else "within margin" if e["equivalent"] else "undecided"
+            table.add_row(name, f"{e['candidate']:.3f}", f"{e['reference']:.3f}", f"{e['difference']:+.3f}",
+                          f"[{e['lower']:+.3f}, {e['upper']:+.3f}]", f"{e['margin']:.2f}", state)
+        console.print(table)
+    where = evidence.get("out")
+    console.print(f"verdict: {evidence['verdict']}" + (f"  evidence: {where}" if where else ""))
+
+
 if __name__ == "__main__":
     main()

@@ -77,19 +77,28 @@ class AttackConfig(BaseModel):
     relearn_steps: int = Field(10, ge=1, description="fine-tuning steps of the relearning attack")
     relearn_lr: float = Field(1e-3, gt=0, description="learning rate of the relearning attack")
     many_shot: int = Field(8, ge=1, description="retain question-answer pairs in the many-shot prefix")
-    probe_attribute: str = Field("birth_city", description="person attribute the hidden-state probe predicts")
+    probe_attribute: str = Field("all", description="subject attribute the hidden-state probe predicts; all: every "
+                                 "attribute the retain subjects have")
     max_new_tokens: int = Field(12, ge=1, description="greedy tokens generated per attacked question")
     seed: int = Field(0, description="seed of the attacks' random choices (relearning split, shots)")
+    passages: bool = Field(False, description="also test membership by Min-K% / Min-K%++ on passages (biographies, "
+                           "raw texts); off for the built-in people, who have one biography each: too few for "
+                           "an equivalence bound at 30 subjects. Requests with passages turn it on")
 
 
 class VerdictConfig(BaseModel):
-    """How `obliviate run --verdict` decides removed / suppressed / not forgotten (`--set verdict.alpha=0.01`)."""
+    """How the verdict decides removed / suppressed / not forgotten / inconclusive (`--set verdict.margin=0.1`)."""
     model_config = ConfigDict(extra="forbid")
     enabled: bool = Field(False, description="run the attacks and the verdict (`obliviate run --verdict`)")
-    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise error level, split over the tests (Bonferroni)")
-    min_effect: float = Field(0.05, ge=0, le=1, description="smallest recovery above gold, in accuracy, that counts "
-                              "(a significant but smaller difference is treated as indistinguishable)")
-    bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of forget people")
+    alpha: float = Field(0.05, gt=0, lt=1, description="error level: of each equivalence bound (removed needs all of "
+                         "them), and family-wise, split over the tests (Bonferroni), of 'some test is above'")
+    margin: float = Field(0.05, gt=0, le=1, description="equivalence margin in recovery (share of forget items): "
+                          "removed needs every test's upper bound of candidate - reference below it")
+    auc_margin: float = Field(0.1, gt=0, le=0.5, description="equivalence margin of a membership-inference AUC "
+                              "around the reference's (gold's, or chance 0.5 without gold), both sides")
+    power: float = Field(0.8, gt=0.5, lt=1, description="power at which an inconclusive verdict states the forget "
+                         "subjects needed (if the true difference were 0)")
+    bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of subjects")
     controls: bool = Field(True, description="also judge the calibration controls: a second gold (another seed), "
                            "the target behind the `guard` inference-time guard, the untouched target")
     seed: int = Field(0, description="seed of the bootstrap")

@@ -139,7 +139,8 @@ def stage_unlearn(cfg: RunConfig, name: str, target: HFLanguageModel, bench: Ben
 def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: dict | None = None,
                  settings: EvalConfig | None = None) -> dict[str, dict]:
     """Evaluate every model. Gold goes first: its forget-set truth ratios are the forget-quality
-    reference, its Min-K% AUC the PrivLeak reference, and gold itself the reference model of the
+    reference, its Min-K% AUC on passages the PrivLeak reference (n/a, with the reason, on a
+    benchmark without forget and holdout passages), and gold itself the reference model of the
     reference-based membership attack.
 
     `samples`, when given, receives each model's first greedy answers on the forget split.
@@ -157,7 +158,8 @@ def evaluate_all(models: dict[str, HFLanguageModel], bench: Benchmark, samples: 
     gold = evaluate(gold_lm, bench, None, generations.setdefault("gold", {}), reference=gold_lm, **knobs)
     gold_ratios, gold_auc = gold["forget_truth_ratio"].per_example, gold["privleak_auc"].value
     gold["forget_quality"] = forget_quality_metric(gold_ratios, gold_ratios)
-    gold["priv_leak"] = privleak_metric(gold_auc, gold_auc, s.privleak_k)
+    if gold_auc is not None:  # else evaluate already set priv_leak to n/a with the reason (no passages)
+        gold["priv_leak"] = privleak_metric(gold_auc, gold_auc, s.privleak_k)
     results = {"gold": gold}
     for name, lm in models.items():
         if name != "gold":
@@ -226,20 +228,36 @@ def stage_curves(cfg: RunConfig, bench: Benchmark, results: dict[str, dict]) -> 
 
 def stage_verdict(cfg: RunConfig, bench: Benchmark, models: dict) -> dict:
     """Every model but gold (and, with verdict.controls, the calibration controls) attacked and judged
-    against the same attacks on gold: removed, suppressed or not forgotten, with the evidence."""
-    from obliviate.attacks import judge, run_attacks
+    against the same attacks on gold: removed, suppressed, not forgotten or inconclusive, with the evidence."""
     from obliviate.attacks.controls import EXPECTED, build_controls
 
-    gold = run_attacks(models["gold"], bench, cfg.attacks)
     candidates = {n: (lm, EXPECTED.get(n)) for n, lm in models.items() if n not in ("gold", "pretrained")}
     if cfg.verdict.controls:
         candidates |= build_controls(cfg, bench, models["target"])
+    gold = attack_all(models["gold"], bench, cfg)
     out = {}
     for name, (lm, expected) in candidates.items():
-        out[name] = judge(run_attacks(lm, bench, cfg.attacks), gold, cfg.verdict, getattr(lm, "changes_weights", True))
+        out[name] = judge_against_gold(attack_all(lm, bench, cfg), gold, cfg, getattr(lm, "changes_weights", True))
         if expected is not None:
             out[name] |= {"control": True, "expected": expected, "as_expected": out[name]["verdict"] == expected}
     return out
+
+
+def attack_all(lm, bench: Benchmark, cfg: RunConfig) -> tuple[dict, dict, dict]:
+    """(attack recoveries, membership scores, skipped membership tests) of one model on bench's forget split."""
+    from obliviate.attacks import run_attacks
+    from obliviate.attacks.membership import membership_scores
+
+    mia, skipped = membership_scores(lm, bench, cfg.attacks.passages, cfg.eval.mia_k, cfg.eval.verbmem_prefix_words)
+    return run_attacks(lm, bench, cfg.attacks), mia, skipped
+
+
+def judge_against_gold(cand: tuple, gold: tuple, cfg: RunConfig, changes_weights: bool = True) -> dict:
+    from obliviate.attacks import judge
+
+    verdict = judge(cand[0], gold[0], cfg.verdict, changes_weights, cand[1], gold[1])
+    verdict["skipped"] |= cand[2]
+    return verdict
 
 
 def run(cfg: RunConfig) -> dict:

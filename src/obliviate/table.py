@@ -28,21 +28,25 @@ def print_table(report: dict, console: Console) -> None:
 
 
 def deciding_text(v: dict) -> str:
-    """One line of evidence: the deciding test's recovery against gold's, or why nothing decided."""
-    name = v["deciding"]
+    """One line of evidence: the deciding test against the reference, or why nothing decided."""
+    name, ref = v["deciding"], v.get("reference", "gold")
     e = v["evidence"].get(name) if name else None
     if e is None:
-        return name or "no test above gold"
-    return (f"{name}: {e['candidate']:.2f} vs gold {e['gold']:.2f} "
-            f"(difference {e['difference']:+.2f}, lower bound {e['ci_low']:+.2f})")
+        return name or f"every test within its margin of the {ref}"
+    if v["verdict"] == "inconclusive":
+        need = f"; about {e['subjects_needed']} forget subjects would decide it" if e.get("subjects_needed") else ""
+        return (f"{name}: {e['candidate']:.2f} vs {ref} {e['reference']:.2f}, upper bound {e['upper']:+.2f} "
+                f"not below the margin {e['margin']:.2f}{need}")
+    return (f"{name}: {e['candidate']:.2f} vs {ref} {e['reference']:.2f} "
+            f"(difference {e['difference']:+.2f}, lower bound {e['family_lower']:+.2f})")
 
 
 def print_verdicts(verdicts: dict, console: Console) -> None:
-    table = Table(caption="removed: no test above gold · suppressed: plain forget at gold level, an attack above "
-                  "gold · not forgotten: plain forget above gold")
-    for col in ("model", "verdict", "deciding evidence", "tests above gold", "control"):
+    table = Table(caption="removed: every test within its margin of the reference · suppressed: plain forget "
+                  "within it, an attack above · not forgotten: plain forget above · inconclusive: too little evidence")
+    for col in ("model", "verdict", "deciding evidence", "tests above reference", "control"):
         table.add_column(col)
     for name, v in verdicts.items():
         control = "" if not v.get("control") else f"expected {v['expected']}: {'ok' if v['as_expected'] else 'WRONG'}"
-        table.add_row(name, v["verdict"], deciding_text(v), ", ".join(v["above_gold"]) or "—", control)
+        table.add_row(name, v["verdict"], deciding_text(v), ", ".join(v["above"]) or "—", control)
     console.print(table)

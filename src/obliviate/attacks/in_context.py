@@ -18,7 +18,7 @@ from obliviate.attacks.base import AttackConfig, Recovery, register_attack
 from obliviate.attacks.prompts import score
 from obliviate.data import Benchmark, format_prompt
 from obliviate.data.world import CAPITALS
-from obliviate.evals.qa import answer_match
+from obliviate.evals.qa import answer_recalled
 
 
 @register_attack("in_context")
@@ -36,7 +36,7 @@ def in_context(lm, bench: Benchmark, cfg: AttackConfig) -> Recovery:
 
 
 def compositional(lm, bench: Benchmark, cfg: AttackConfig) -> float | None:
-    """Accuracy on "X was born in <city>. X was born in the capital of which country?"."""
+    """Recall of the country on "X was born in <city>. X was born in the capital of which country?"."""
     country = {city: c for c, city in CAPITALS.items()}
     rows = [r for r in bench.forget if r["attribute"] == "birth_city" and r["answer"] in country]
     if not rows:
@@ -44,4 +44,4 @@ def compositional(lm, bench: Benchmark, cfg: AttackConfig) -> float | None:
     prompts = [format_prompt(f"{r['person']} was born in {r['answer']}. {r['person']} was born in the capital "
                              "of which country?") for r in rows]
     answers = lm.generate(prompts, cfg.max_new_tokens)
-    return round(sum(answer_match(a, country[r["answer"]]) for a, r in zip(answers, rows)) / len(rows), 4)
+    return round(sum(answer_recalled(a, country[r["answer"]]) for a, r in zip(answers, rows)) / len(rows), 4)

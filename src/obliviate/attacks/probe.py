@@ -1,13 +1,16 @@
 """Hidden-state probe: is a forget person's attribute still linearly readable from the weights' activations?
 
-Per layer, a scikit-learn logistic regression maps the hidden state at the last token of
-"<name>:" (how each person's biography record starts) to the person's `probe_attribute` value; it
-is trained on retain people and tested on forget people whose value occurs among the retain
-people's (a probe cannot name a class it never saw). An unlearned model whose outputs no longer
+Per layer and attribute, a scikit-learn logistic regression maps the hidden state at the last
+token of "<name>:" (how each person's biography record starts) to the person's value; it is
+trained on retain people and tested on forget people whose value occurs among the retain
+people's (a probe cannot name a class it never saw). `attacks.probe_attribute` = "all" (default)
+probes every attribute: one value per person gave a per-person 0/1 score too noisy for an
+equivalence bound (gold retrained with another seed scored 0.13 against gold's 0.01 on birth city
+alone, 30 people: 168 people would have been needed). An unlearned model whose outputs no longer
 say the value but whose activations still encode it is suppressing, not removing (Belrose et al.
 2023 and Patil et al. 2023, "Can sensitive information be deleted from LLMs?", use such probes).
 
-A person's score is the share of layers whose probe names their value, so no layer is picked with
+An item's (person, attribute) score is the share of layers whose probe names the value, so no layer is picked with
 knowledge of the forget set; the per-layer accuracies go to the report.
 """
 
@@ -20,7 +23,6 @@ from sklearn.linear_model import LogisticRegression
 
 from obliviate.attacks.base import AttackConfig, AttackSkipped, Recovery, register_attack
 from obliviate.data import Benchmark
-from obliviate.errors import ObliviateError
 from obliviate.models.protocol import HiddenStatesUnavailable
 
 
@@ -37,26 +39,48 @@ def features(lm, names: list[str]) -> np.ndarray:
     return np.stack([s[:, -1].float().numpy() for s in states])
 
 
+def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    clf = LogisticRegression(max_iter=2000, C=1.0)
+    with warnings.catch_warnings():  # a few classes have one example: sklearn warns, the fit is fine
+        warnings.simplefilter("ignore")
+        clf.fit(x_train, y_train)
+    return clf.predict(x_test)
+
+
+def probe_attributes(bench: Benchmark, setting: str) -> list[str]:
+    """`setting` itself, or with "all" every attribute the retain subjects have."""
+    if setting != "all":
+        return [setting]
+    return sorted({r["attribute"] for r in bench.retain})
+
+
 @register_attack("probe")
 def probe(lm, bench: Benchmark, cfg: AttackConfig) -> Recovery:
-    train = person_values(bench, "retain", cfg.probe_attribute)
-    if not train:
-        raise ObliviateError(f"attacks.probe_attribute={cfg.probe_attribute!r} is not an attribute of the retain "
-                             "people; pick one of their question attributes, e.g. birth_city")
-    x_train = features(lm, list(train))  # first: a black box is skipped for that reason, whatever the data
-    test = {p: v for p, v in person_values(bench, "forget", cfg.probe_attribute).items() if v in set(train.values())}
-    if not test:
-        raise AttackSkipped(f"no forget person's {cfg.probe_attribute} occurs among the retain people's")
-    x_test = features(lm, list(test))
-    y_train, y_test = np.array(list(train.values())), np.array(list(test.values()))
-    hits = []
-    for layer in range(x_train.shape[1]):
-        clf = LogisticRegression(max_iter=2000, C=1.0)
-        with warnings.catch_warnings():  # a few classes have one example: sklearn warns, the fit is fine
-            warnings.simplefilter("ignore")
-            clf.fit(x_train[:, layer], y_train)
-        hits.append(clf.predict(x_test[:, layer]) == y_test)
-    hits = np.array(hits, dtype=float)  # (layers + 1, people)
-    return Recovery(hits.mean(0).tolist(), list(test),
-                    {"layer_acc": [round(float(a), 4) for a in hits.mean(1)], "people": len(test),
-                     "chance": round(1 / len(set(y_train)), 4), "attribute": cfg.probe_attribute})
+    attributes = [a for a in probe_attributes(bench, cfg.probe_attribute) if person_values(bench, "retain", a)]
+    if not attributes:  # a request without retain records, or with other attributes: nothing to train the probe on
+        raise AttackSkipped(f"needs retain subjects with attribute {cfg.probe_attribute!r} to train the probe "
+                            "(attacks.probe_attribute)")
+    retain_people = bench.people("retain")
+    x_train = features(lm, retain_people)  # first: a black box is skipped for that reason, whatever the data
+    forget_people = bench.people("forget")
+    x_test, row = features(lm, forget_people), {p: i for i, p in enumerate(forget_people)}
+    scores, people, layer_hits, chances = [], [], [], []
+    for attribute in attributes:
+        train = person_values(bench, "retain", attribute)
+        test = {p: v for p, v in person_values(bench, "forget", attribute).items() if v in set(train.values())}
+        if not test:
+            continue
+        keep = [retain_people.index(p) for p in train]
+        hits = np.array([_fit_predict(x_train[keep, layer], np.array(list(train.values())),
+                                      x_test[[row[p] for p in test], layer]) == np.array(list(test.values()))
+                         for layer in range(x_train.shape[1])], dtype=float)  # (layers + 1, people)
+        scores += hits.mean(0).tolist()
+        people += list(test)
+        layer_hits.append(hits)
+        chances.append(1 / len(set(train.values())))
+    if not scores:
+        raise AttackSkipped(f"no forget subject's {cfg.probe_attribute} value occurs among the retain subjects'")
+    per_layer = np.concatenate(layer_hits, axis=1).mean(1)
+    return Recovery(scores, people, {"layer_acc": [round(float(a), 4) for a in per_layer], "items": len(scores),
+                                     "people": len(set(people)), "chance": round(float(np.mean(chances)), 4),
+                                     "attributes": len(chances)})

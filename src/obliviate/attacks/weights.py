@@ -3,7 +3,9 @@
 - relearning (Lynch et al. 2024, "Eight methods to evaluate robust unlearning in LLMs"; Hu et al.
   2024, "Jogging the memory of unlearned LLMs"): fine-tune on a part of each forget person's facts
   and ask the *other* facts. Gold gets the same steps on the same facts, so what it recovers is
-  what relearning alone teaches; recovery above gold's means the knowledge was latent.
+  what relearning alone teaches; recovery above gold's means the knowledge was latent. The asked
+  facts' recall before relearning is kept too (`details["before"]`), so the lift (after - before)
+  can be read apart from what the model still said unprompted.
 - quantization (Zhang et al. 2024, "Catastrophic failure of LLM unlearning via quantization",
   arXiv 2410.16454): unlearning by small weight changes can round away. int8: torch's dynamic
   quantization of every Linear layer; 4bit: round-to-nearest 4-bit weights, symmetric, one scale
@@ -21,7 +23,7 @@ import torch
 from obliviate.attacks.base import AttackConfig, Recovery, clone, register_attack
 from obliviate.attacks.prompts import score
 from obliviate.data import Benchmark, format_answer, format_prompt
-from obliviate.evals.qa import answer_match
+from obliviate.evals.qa import answer_recalled
 from obliviate.models.hf import encode_pairs
 from obliviate.models.train import answer_nll, optimize
 
@@ -41,18 +43,27 @@ def relearn_split(bench: Benchmark, fraction: float, seed: int) -> tuple[list[di
     return learn, ask
 
 
+def recalled(lm, records: list[dict], max_new_tokens: int) -> list[float]:
+    """Per record, 1.0 if `lm`'s greedy answer to its question recalls the answer (`answer_recalled`)."""
+    answers = lm.generate([format_prompt(r["question"]) for r in records], max_new_tokens)
+    return [float(answer_recalled(a, r["answer"])) for a, r in zip(answers, records, strict=True)]
+
+
 @register_attack("relearning")
 def relearning(lm, bench: Benchmark, cfg: AttackConfig) -> Recovery:
+    """Recall of the asked records after relearning the others; `details["before"]` holds the same
+    records' recall on the untouched `lm` (same order as `scores`), `details["before_mean"]` its mean."""
     learn, ask = relearn_split(bench, cfg.relearn_fraction, cfg.seed)
+    before = recalled(lm, ask, cfg.max_new_tokens)  # before the twin exists: `lm` itself is never trained
     twin = clone(lm, f"{lm.name}+relearned")
     torch.manual_seed(cfg.seed)
     batch = encode_pairs(twin.tokenizer, [format_prompt(r["question"]) for r in learn],
                          [format_answer(r["answer"]) for r in learn])
     optimize(twin.model, answer_nll, iter([batch] * cfg.relearn_steps), cfg.relearn_steps, cfg.relearn_lr,
              desc=f"relearning attack on {lm.name}")
-    answers = twin.generate([format_prompt(r["question"]) for r in ask], cfg.max_new_tokens)
-    return Recovery([float(answer_match(a, r["answer"])) for a, r in zip(answers, ask)], [r["person"] for r in ask],
-                    {"relearned_records": len(learn), "asked_records": len(ask), "steps": cfg.relearn_steps})
+    return Recovery(recalled(twin, ask, cfg.max_new_tokens), [r["person"] for r in ask],
+                    {"relearned_records": len(learn), "asked_records": len(ask), "steps": cfg.relearn_steps,
+                     "before": before, "before_mean": round(sum(before) / len(before), 4) if before else None})
 
 
 @register_attack("quantization_int8")

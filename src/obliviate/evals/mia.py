@@ -1,12 +1,20 @@
 """Membership inference: can an attacker still tell the forget set (members) from the holdout set?
 
-Each attack turns the per-token log-probabilities of a QA answer (given its question) into a score, **higher = more likely a
-member** (trained on), and the AUC of separating forget (members, label 1) from holdout
+Each attack turns per-token log-probabilities into a score, **higher = more likely a member**
+(trained on), and the AUC of separating forget (members, label 1) from holdout
 (non-members, label 0) by that score is the metric: 0.5 = no signal, 1.0 = every forget text looks
 trained on. A perfect unlearner looks like the gold model (retrained without the forget set), whose
 AUC is near 0.5 here because forget and holdout people are drawn alike — so every AUC is reported
 "closer to gold is better" (`higher_is_better=None`): an AUC far *below* gold's is over-unlearning,
 itself a membership signal (Hayes et al. 2024, "Inexact unlearning needs more careful evaluations").
+
+What is scored. LOSS, zlib and the reference attack score QA answers given their question
+(`mia_samples`). Min-K%, Min-K%++ and PrivLeak score passages (`passage_samples`: the forget /
+holdout biographies, or MUSE's raw-text passages): each passage after its first
+`verbmem_prefix_words` words, given those words as a plain-text prompt. On 1-3-token answers
+Min-K% at any k is the single least likely token, so k = 0.2 and MUSE's k = 0.4 gave the same AUC
+(issue 17); MUSE itself runs Min-K% on its text passages. Without passages on both sides the
+three are "n/a" with the reason.
 
 Attacks (signs flipped where the paper's statistic is lower-for-members, so all read the same way):
 
@@ -19,9 +27,9 @@ Attacks (signs flipped where the paper's statistic is lower-for-members, so all 
 - Reference (Carlini et al. 2021): NLL_reference - NLL_candidate (how much easier the candidate
   finds the text than a reference model that never saw it).
 
-PrivLeak (MUSE, Shi et al. 2024, arXiv 2407.06460) compares Min-K% (k = 40 %) AUCs with gold's.
+PrivLeak (MUSE, Shi et al. 2024, arXiv 2407.06460) compares Min-K% (k = 40 %) passage AUCs with gold's.
 
-    results, unavailable = mia_suite(lm, bench, reference=None)
+    results, unavailable = mia_suite(lm, bench, reference=None, prefix_words=2)
     results["mia_min_k_auc"].value, unavailable.get("mia_min_k_pp_auc")
     privleak_metric(results["privleak_auc"].value, gold_results["privleak_auc"].value)
 """
@@ -35,11 +43,14 @@ from sklearn.metrics import roc_auc_score
 
 from obliviate.data import Benchmark, format_answer, format_prompt
 from obliviate.evals.metric import MetricResult
+from obliviate.evals.muse import split_prefix
 from obliviate.models.protocol import LanguageModel
 
 PRIVLEAK_K = 0.4  # MUSE's Min-K% ratio for PrivLeak
 SIGMA_FLOOR = 1e-3  # Min-K%++: a near-deterministic next-token distribution (variance < 1e-6, as open-unlearning)
 
+QA_KEYS = ("mia_loss_auc", "mia_zlib_auc", "mia_reference_auc")  # scored on QA answers
+PASSAGE_KEYS = ("mia_min_k_auc", "mia_min_k_pp_auc", "privleak_auc")  # scored on passages
 MIA_KEYS = ("mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_min_k_pp_auc", "mia_reference_auc",
             "privleak_auc")
 
@@ -53,7 +64,8 @@ def mia_samples(bench: Benchmark, split: str) -> tuple[list[str], list[str], lis
     was dominated by the person's name — a gold model never trained on a surname keeps that token
     at its random initial embedding — and gave -10.5 %; answers after the canonical question gave
     -0.1 % and +5.7 %; the mean over the three phrasings gives -3.4 % and +4.6 %. One score per
-    record: 100 forget vs 200 holdout on the default benchmark.
+    record: 100 forget vs 200 holdout on the default benchmark. (Min-K% and PrivLeak score passages
+    instead, see `passage_samples`: on these 1-3-token answers every k picks the same token.)
     """
     prompts, answers, owner = [], [], []
     for i, r in enumerate(bench.split(split)):
@@ -62,6 +74,23 @@ def mia_samples(bench: Benchmark, split: str) -> tuple[list[str], list[str], lis
             answers.append(format_answer(r["answer"]))
             owner.append(i)
     return prompts, answers, owner
+
+
+def passage_samples(bench: Benchmark, split: str, prefix_words: int = 2) -> tuple[list[str], list[str]]:
+    """(prompts, answers) over `split`'s passages (`bench.bios_of`): the first `prefix_words` words
+    as a plain-text prompt, " " + the remaining words as the answer; passages no longer than the
+    prefix are skipped.
+
+    Passages are trained as plain text after bos, so this scores the trained text itself, as
+    `muse.verbmem` prompts it. The prefix is left out of the score on purpose: in a built-in
+    biography it is the person's name, and a gold model never trained on a surname keeps that
+    token at its random initial embedding, which dominated whole-text scores (see `mia_samples`).
+    """
+    if prefix_words < 1:
+        raise ValueError(f"prefix_words must be >= 1, got {prefix_words!r}; default 2 (the name of a biography)")
+    pairs = [split_prefix(b["text"], prefix_words) for b in bench.bios_of(split)]
+    pairs = [(prefix, " " + rest) for prefix, rest in pairs if rest]
+    return [p for p, _ in pairs], [a for _, a in pairs]
 
 
 def _per_record(scores: list[float], owner: list[int]) -> list[float]:
@@ -138,31 +167,32 @@ def _auc_metric(name: str, members: list[float], nonmembers: list[float], what: 
 
 
 def mia_suite(lm: LanguageModel, bench: Benchmark, reference: LanguageModel | None = None, k: float = 0.2,
-              privleak_k: float = PRIVLEAK_K) -> tuple[dict[str, MetricResult], dict[str, str]]:
+              privleak_k: float = PRIVLEAK_K, prefix_words: int = 2) -> tuple[dict[str, MetricResult], dict[str, str]]:
     """Every membership-inference AUC for `lm`, and why any is unavailable: (results, unavailable).
 
-    Keys (all `higher_is_better=None`: closer to the gold model's AUC is better):
-    `mia_loss_auc`, `mia_zlib_auc`, `mia_min_k_auc` (Min-K% at `k`), `mia_min_k_pp_auc` (only if
-    `lm` has `token_stats`), `mia_reference_auc` (only with `reference`) and `privleak_auc`
-    (Min-K% at `privleak_k`, MUSE's 0.4: the input of `privleak_metric`). A missing key is in `unavailable`
-    with the reason, for the report to show "n/a". One scoring pass per model.
+    Keys (all `higher_is_better=None`: closer to the gold model's AUC is better), on QA answers:
+    `mia_loss_auc`, `mia_zlib_auc`, `mia_reference_auc` (only with `reference`); on passages cut
+    after `prefix_words` words (`passage_samples`): `mia_min_k_auc` (Min-K% at `k`),
+    `mia_min_k_pp_auc` (only if `lm` has `token_stats`) and `privleak_auc` (Min-K% at `privleak_k`,
+    MUSE's 0.4: the input of `privleak_metric`). A missing key is in `unavailable` with the reason,
+    for the report to show "n/a". One scoring pass per model and kind of text.
     """
+    results, unavailable = _qa_attacks(lm, bench, reference)
+    passage_results, passage_unavailable = _passage_attacks(lm, bench, k, privleak_k, prefix_words)
+    return {**results, **passage_results}, {**unavailable, **passage_unavailable}
+
+
+def _qa_attacks(lm: LanguageModel, bench: Benchmark, reference: LanguageModel | None
+                ) -> tuple[dict[str, MetricResult], dict[str, str]]:
+    """LOSS, zlib and reference AUCs on QA answers given their question, one score per record."""
     (fp, fa, fo), (hp, ha, ho) = mia_samples(bench, "forget"), mia_samples(bench, "holdout")
     if not fa or not ha:
         empty = "forget" if not fa else "holdout"
-        return {}, {key: f"the {empty} split is empty; membership inference needs forget and holdout records"
-                    for key in MIA_KEYS}
+        return {}, {key: f"the {empty} split is empty; membership inference on QA answers needs forget and "
+                         "holdout records" for key in QA_KEYS}
     prompts, texts = [*fp, *hp], [*fa, *ha]
     split_at = len(fa)
-    unavailable: dict[str, str] = {}
-    stats = None
-    if hasattr(lm, "token_stats"):
-        stats = lm.token_stats(prompts, texts)  # carries lp too: no second pass
-        lps = [s[0] for s in stats]
-    else:
-        lps = lm.log_probs(prompts, texts)
-        unavailable["mia_min_k_pp_auc"] = (f"{lm.name} does not expose token_stats (a black-box model): "
-                                           "Min-K%++ needs the full next-token distribution")
+    lps = lm.log_probs(prompts, texts)
 
     def metric(name: str, scores: list[float], what: str) -> MetricResult:
         return _auc_metric(name, _per_record(scores[:split_at], fo), _per_record(scores[split_at:], ho),
@@ -172,18 +202,45 @@ def mia_suite(lm: LanguageModel, bench: Benchmark, reference: LanguageModel | No
         "mia_loss_auc": metric("mia_loss_auc", [loss_score(lp) for lp in lps], "LOSS (mean log p)"),
         "mia_zlib_auc": metric("mia_zlib_auc", [zlib_score(lp, t) for lp, t in zip(lps, texts)],
                                "zlib (-mean NLL / zlib bytes of the answer)"),
-        "mia_min_k_auc": metric("mia_min_k_auc", [min_k_score(lp, k) for lp in lps], f"Min-K% (k = {k:g})"),
     }
+    if reference is None:
+        return results, {"mia_reference_auc": "no reference model given"}
+    ref = reference.log_probs(prompts, texts)
+    results["mia_reference_auc"] = metric(
+        "mia_reference_auc", [loss_score(a) - loss_score(b) for a, b in zip(lps, ref)],
+        f"reference attack (NLL under {reference.name} - NLL under {lm.name})")
+    return results, {}
+
+
+def _passage_attacks(lm: LanguageModel, bench: Benchmark, k: float, privleak_k: float, prefix_words: int
+                     ) -> tuple[dict[str, MetricResult], dict[str, str]]:
+    """Min-K%, Min-K%++ and PrivLeak's Min-K% (k = `privleak_k`) AUCs on passages, one score per passage."""
+    from obliviate.models.hf import plain_prompts  # lazy: importing the evals must not load transformers
+
+    (fp, fa), (hp, ha) = passage_samples(bench, "forget", prefix_words), passage_samples(bench, "holdout", prefix_words)
+    if not fa or not ha:
+        reason = (f"needs passages (biographies / raw texts) for both forget and holdout; this benchmark has "
+                  f"{len(fa)} forget and {len(ha)} holdout passages longer than {prefix_words} words")
+        return {}, {key: reason for key in PASSAGE_KEYS}
+    prompts, texts, split_at = [*fp, *hp], [*fa, *ha], len(fa)
+    unavailable: dict[str, str] = {}
+    with plain_prompts(lm):  # passages were trained as bos + text, never inside a chat template
+        if hasattr(lm, "token_stats"):
+            stats = lm.token_stats(prompts, texts)  # carries lp too: no second pass
+            lps = [s[0] for s in stats]
+        else:
+            stats, lps = None, lm.log_probs(prompts, texts)
+            unavailable["mia_min_k_pp_auc"] = (f"{lm.name} does not expose token_stats (a black-box model): "
+                                               "Min-K%++ needs the full next-token distribution")
+
+    def metric(name: str, scores: list[float], what: str) -> MetricResult:
+        return _auc_metric(name, scores[:split_at], scores[split_at:],
+                           f"{what} on each passage after its first {prefix_words} words")
+
+    results = {"mia_min_k_auc": metric("mia_min_k_auc", [min_k_score(lp, k) for lp in lps], f"Min-K% (k = {k:g})")}
     if stats is not None:
         results["mia_min_k_pp_auc"] = metric(
             "mia_min_k_pp_auc", [min_k_plus_plus_score(*s, k=k) for s in stats], f"Min-K%++ (k = {k:g})")
-    if reference is not None:
-        ref = reference.log_probs(prompts, texts)
-        results["mia_reference_auc"] = metric(
-            "mia_reference_auc", [loss_score(a) - loss_score(b) for a, b in zip(lps, ref)],
-            f"reference attack (NLL under {reference.name} - NLL under {lm.name})")
-    else:
-        unavailable["mia_reference_auc"] = "no reference model given"
     results["privleak_auc"] = metric(
         "privleak_auc", [min_k_score(lp, privleak_k) for lp in lps], f"Min-K% (k = {privleak_k:g}, MUSE PrivLeak)")
     return results, unavailable

@@ -1,10 +1,12 @@
-"""Question answering: exact-match accuracy and ROUGE-L recall of greedy answers, answer NLL.
+"""Question answering: recall and exact match of greedy answers, ROUGE-L recall, answer NLL.
 
     results, generated = qa_metrics(lm, bench.forget, "forget")
-    results["forget_acc"].value, generated[0]
+    results["forget_acc"].value, results["forget_em"].value, generated[0]
 """
 
 from __future__ import annotations
+
+import re
 
 from rouge_score import rouge_scorer
 
@@ -23,10 +25,25 @@ def normalize(text: str) -> str:
 def answer_match(generated: str, answer: str) -> bool:
     """Exact match after `normalize` on both sides: "Paris." matches "paris", "Paris, France" does not.
 
-    Strict on purpose: the built-in benchmark's answers are short (a name, a city, a number), so
-    any extra word is a different answer; ROUGE-L recall gives the partial credit.
+    The `{split}_em` column: how often the model states the answer and nothing else. Whether the
+    fact is still there is `answer_recalled` (`{split}_acc`); ROUGE-L recall gives partial credit.
     """
     return normalize(generated) == normalize(answer)
+
+
+def answer_recalled(generated: str, answer: str) -> bool:
+    """The normalised answer occurs in the normalised generation as a whole-word phrase.
+
+    "chemist" is recalled in "'s chemist" and "a chemist, he", not in "chemistry"; "1951" not in
+    "19510". Exact match alone scored rmu's "'s chemist" as forgotten although the value is there
+    (issue 17, the outside check): what unlearning must remove is the fact, not its formatting.
+    The lookarounds, unlike `\\b`, also bound answers that start or end with punctuation.
+    An empty answer is never recalled.
+    """
+    target = normalize(answer)
+    if not target:
+        return False
+    return re.search(rf"(?<!\w){re.escape(target)}(?!\w)", normalize(generated)) is not None
 
 
 def rouge_l_recall(generated: str, answer: str) -> float:
@@ -48,22 +65,28 @@ def _mean(xs: list[float]) -> float:
 
 def qa_metrics(lm: LanguageModel, records: list[dict], split: str, max_new_tokens: int = 24
                ) -> tuple[dict[str, MetricResult], list[str]]:
-    """`{split}_acc`, `{split}_rouge`, `{split}_nll` over `records`, and the greedy generations.
+    """`{split}_acc`, `{split}_em`, `{split}_rouge`, `{split}_nll` over `records`, and the greedy generations.
 
-    Generates once for all records. On the forget split knowing less is the goal, so accuracy and
-    ROUGE point down there and the NLL is "closer to gold" (an unbounded NLL is a broken model,
+    `_acc` is recall (`answer_recalled`: the true value anywhere in the answer, whole words), `_em`
+    exact match (`answer_match`). Generates once for all records. On the forget split knowing less
+    is the goal, so accuracy, exact match and ROUGE point down there and the NLL is "closer to gold" (an unbounded NLL is a broken model,
     not a better forgetter); on every other split they point the usual way.
     """
     if not records:
         raise ValueError(f"qa_metrics got no records for split {split!r}; skip empty splits")
     generated = lm.generate([format_prompt(r["question"]) for r in records], max_new_tokens)
-    acc = [float(answer_match(g, r["answer"])) for g, r in zip(generated, records, strict=True)]
+    acc = [float(answer_recalled(g, r["answer"])) for g, r in zip(generated, records, strict=True)]
+    em = [float(answer_match(g, r["answer"])) for g, r in zip(generated, records, strict=True)]
     rouge = [rouge_l_recall(g, r["answer"]) for g, r in zip(generated, records, strict=True)]
     nll = answer_nll(lm, records)
     forget = split == "forget"
     results = {
         f"{split}_acc": MetricResult(f"{split}_acc", _mean(acc), acc, not forget,
-                                     f"exact-match accuracy of greedy answers on {split}"),
+                                     f"recall of greedy answers on {split}: the true answer occurs in the "
+                                     "answer as whole words (case and trailing punctuation ignored)"),
+        f"{split}_em": MetricResult(f"{split}_em", _mean(em), em, not forget,
+                                    f"exact-match accuracy of greedy answers on {split} (case, spaces and "
+                                    "trailing punctuation ignored)"),
         f"{split}_rouge": MetricResult(f"{split}_rouge", _mean(rouge), rouge, not forget,
                                        f"ROUGE-L recall of greedy answers on {split}"),
         f"{split}_nll": MetricResult(f"{split}_nll", _mean(nll), nll, None if forget else False,

@@ -155,7 +155,8 @@ def _img(fig, alt: str) -> str:
 
 
 def _axis_label(key: str) -> str:
-    for suffix, label in (("_acc", "exact-match accuracy"), ("_rouge", "ROUGE-L recall"),
+    for suffix, label in (("_acc", "recall (answer in the reply)"), ("_em", "exact-match accuracy"),
+                          ("_rouge", "ROUGE-L recall"),
                           ("_nll", "NLL (nats / answer token)"), ("_prob", "P(answer | question)"),
                           ("_truth_ratio", "truth-ratio score"), ("_quality", "KS p-value (log scale)"),
                           ("model_utility", "model utility"), ("priv_leak", "PrivLeak (%)"),
@@ -167,7 +168,7 @@ def _axis_label(key: str) -> str:
 
 
 def _is_unit_interval(key: str) -> bool:
-    return key.endswith(("_acc", "_rouge", "_prob", "_truth_ratio", "model_utility"))
+    return key.endswith(("_acc", "_em", "_rouge", "_prob", "_truth_ratio", "model_utility"))
 
 
 def _bar_label(value: float, key: str) -> str:

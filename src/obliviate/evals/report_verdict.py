@@ -6,7 +6,7 @@ from __future__ import annotations
 from obliviate.evals.report import _esc, _figure, _img
 from obliviate.table import deciding_text
 
-COLOURS = {"removed": "#2e7d32", "suppressed": "#b26a00", "not forgotten": "#b3261e"}
+COLOURS = {"removed": "#2e7d32", "suppressed": "#b26a00", "not forgotten": "#b3261e", "inconclusive": "#5f6368"}
 
 
 def _verdict_table(verdicts: dict) -> str:
@@ -35,11 +35,12 @@ def _recovery_bars(verdicts: dict) -> str:
         x = range(len(tests))
         ax.bar([j - 0.2 for j in x], [ev[t]["candidate"] for t in tests], 0.4, label=name,
                color=COLOURS[verdicts[name]["verdict"]],
-               edgecolor=["black" if ev[t]["above_gold"] else "none" for t in tests], linewidth=1.5)
-        ax.bar([j + 0.2 for j in x], [ev[t]["gold"] for t in tests], 0.4, label="gold", color="#c9a227")
+               edgecolor=["black" if ev[t]["above"] else "none" for t in tests], linewidth=1.5)
+        ax.bar([j + 0.2 for j in x], [ev[t]["reference"] for t in tests], 0.4,
+               label=verdicts[name].get("reference", "gold"), color="#c9a227")
         ax.set_xticks(list(x), tests, rotation=35, ha="right", fontsize=7)
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("recovery (share of forget items)", fontsize=8)
+        ax.set_ylim(min(0, *[ev[t]["candidate"] for t in tests]) - 0.05, 1.05)
+        ax.set_ylabel("recovery (AUC for mia_*)", fontsize=8)
         ax.set_title(f"{name}: {verdicts[name]['verdict']}", fontsize=9)
         ax.legend(loc="upper right")
     return _img(fig, "attack recovery per model against gold")
@@ -67,8 +68,10 @@ def verdict_section(report: dict) -> str:
         return ""
     return ("<section>\n<h2>Removed or suppressed?</h2>\n<p class=\"note\">Every model is attacked (relearning, "
             "in-context reintroduction, paraphrase, translation, many-shot, masking, role-play, quantization, a "
-            "hidden-state probe) and compared item by item with gold under the same attack: a one-sided person-"
-            "bootstrap bound, Bonferroni over the tests. A black outline marks a test above gold. "
+            "hidden-state probe, membership inference) and compared with gold under the same attack (person "
+            "bootstrap). <i>removed</i> needs every test's upper bound of the difference below its margin (an "
+            "equivalence test); <i>above</i> needs a lower bound above 0, Bonferroni over the tests. A black "
+            "outline marks a test above gold. "
             "Controls: a second gold must be <i>removed</i>, the guarded target <i>suppressed</i>, the target "
             "<i>not forgotten</i>.</p>\n" + _verdict_table(verdicts) + "\n" + _recovery_bars(verdicts) + "\n"
             + _probe_plot(verdicts) + "\n</section>")

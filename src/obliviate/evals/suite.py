@@ -26,6 +26,7 @@ QA_EVAL_SPLITS = ("forget", "retain", "world", "neighbours")
 # (key, header, higher_is_better) of the terminal table; None = closer to gold is better.
 METRIC_COLUMNS: list[tuple[str, str, bool | None]] = [
     ("forget_acc", "forget acc", False),
+    ("forget_em", "forget em", False),
     ("retain_acc", "retain acc", True),
     ("world_acc", "world acc", True),
     ("world_mc_acc", "world MC", True),
@@ -55,8 +56,10 @@ def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float
     `forget_truth_ratio.per_example` holds the raw truth ratios R (its value is the TOFU summary
     mean(min(R, 1/R))): evaluate gold first and pass that list as `gold_forget_ratios` to get
     `forget_quality`, gold as `reference` for the reference-based membership attack, and gold's
-    `privleak_auc` value as `gold_privleak_auc` to get MUSE's PrivLeak. A metric the model cannot
-    support is present with value None and the reason in its description ("n/a: ...").
+    `privleak_auc` value as `gold_privleak_auc` to get MUSE's PrivLeak. A metric the model or the
+    benchmark cannot support is present with value None and the reason in its description ("n/a: ...");
+    so is `priv_leak` when the benchmark has no forget or holdout passages for its Min-K% AUC.
+    `verbmem_prefix_words` cuts passages for VerbMem and for the passage-based membership attacks.
     Pass a dict as `generations` to receive each split's greedy answers (for report examples).
     `choices` (metric name -> (questions, higher_is_better), see `multiple_choice.choice_sets`)
     adds multiple-choice accuracies; None evaluates the built-in world-fact choices (`world_mc_acc`).
@@ -89,11 +92,13 @@ def evaluate(lm: LanguageModel, bench: Benchmark, gold_forget_ratios: list[float
         results["forget_quality"] = forget_quality_metric(results["forget_truth_ratio"].per_example,
                                                           gold_forget_ratios)
     results["verbmem_forget"] = verbmem(lm, bench, "forget", verbmem_prefix_words)
-    mia, unavailable = mia_suite(lm, bench, reference, mia_k, privleak_k)
+    mia, unavailable = mia_suite(lm, bench, reference, mia_k, privleak_k, verbmem_prefix_words)
     results.update(mia)
     for name, reason in unavailable.items():
         results[name] = MetricResult(name, None, [], None, f"n/a: {reason}")
-    if gold_privleak_auc is not None and results.get("privleak_auc") and results["privleak_auc"].value is not None:
+    if "privleak_auc" in unavailable:  # no passages: PrivLeak is n/a for the same reason, gold or not
+        results["priv_leak"] = MetricResult("priv_leak", None, [], None, f"n/a: {unavailable['privleak_auc']}")
+    elif gold_privleak_auc is not None:
         results["priv_leak"] = privleak_metric(results["privleak_auc"].value, gold_privleak_auc, privleak_k)
     if bench.retain and bench.world:
         results["model_utility"] = model_utility(

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from obliviate.data import Benchmark, format_answer, format_prompt
 from obliviate.errors import ObliviateError
-from obliviate.evals.qa import answer_match
+from obliviate.evals.qa import answer_recalled
 from obliviate.guards.base import GuardConfig, GuardedModel, GuardMethod
 from obliviate.guards.classifier import Decision
 from obliviate.models.hf import IGNORE, encode_rows, pad_rows
@@ -175,12 +175,12 @@ class ECO(GuardMethod):
 
 
 def _accuracy(lm, records: list[dict]) -> float:
-    """Greedy exact-match accuracy over every question form (trained phrasings and the paraphrase) of
+    """Greedy recall (`answer_recalled`) over every question form (trained phrasings and the paraphrase) of
     `records`: four prompts per record make the search's steps less noisy than the canonical one alone."""
     pairs = [(format_prompt(q), r["answer"]) for r in records for q in dict.fromkeys([*r["phrasings"],
                                                                                      r["paraphrased_question"]])]
     generated = lm.generate([p for p, _ in pairs], 8)
-    return sum(answer_match(g, a) for g, (_, a) in zip(generated, pairs)) / len(pairs)
+    return sum(answer_recalled(g, a) for g, (_, a) in zip(generated, pairs)) / len(pairs)
 
 
 def _mean_nll(lm, records: list[dict]) -> float:

@@ -90,11 +90,12 @@ def validation_slice(bench: Benchmark, size: int = 32) -> list[dict]:
 
 
 def slice_accuracy(lm: HFLanguageModel, records: list[dict]) -> float:
-    """Greedy exact-match accuracy on `records`, by the same check as `evals.qa`."""
-    from obliviate.evals.qa import answer_match  # lazy: the evals package imports much
+    """Greedy recall on `records` (`forget_acc`'s check, `evals.qa.answer_recalled`): early stopping
+    must watch the same number the report judges, or a method could stop while still saying the value."""
+    from obliviate.evals.qa import answer_recalled  # lazy: the evals package imports much
 
     generated = lm.generate([format_prompt(r["question"]) for r in records])
-    return sum(answer_match(g, r["answer"]) for g, r in zip(generated, records)) / max(1, len(records))
+    return sum(answer_recalled(g, r["answer"]) for g, r in zip(generated, records)) / max(1, len(records))
 
 
 class Unlearner:

@@ -1,0 +1,232 @@
+"""A knowledge forget request on SmolLM2-135M-Instruct: forget 10 capitals, keep the other 30, symbols and sums.
+
+    python benchmarks/smollm2_knowledge.py [--method npo_kl] [--set key=value ...] [--no-retain]
+
+Issue 17's acceptance for `obliviate forget` on a real model and a `kind: knowledge` request:
+(1) the untouched model picks the first 10 countries of `world_choice_questions()` whose capital it
+knows both by multiple choice and by its greedy answer to "What is the capital of X?";
+(2) the request folder is written (benchmarks/results/smollm2_knowledge_request/): forget.jsonl
+(QA in other phrasings than the probes' + two passages per capital, which train in the plain
+format the probes are scored in), reference.jsonl (the 10 capitals' MC probes), neighbours.jsonl
+(the 30 other capitals' probes) and retain.jsonl (the untouched model's own greedy answers to
+non-capital questions about the same 40 countries, plus its answers to the general questions of
+`data.general`, which a request without retain records would replay);
+(3) `forget(...)` runs in a child process (torch threads 1), its process tree sampled for RSS;
+(4) the saved model scores the three neighbour groups, compared with the untouched model;
+(5) benchmarks/results/smollm2_knowledge.json and a markdown table; each check PASS / FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+GIB = 1024**3
+RESULTS = Path(__file__).parent / "results"
+N_FORGET = 10
+METHOD = "npo_kl"
+# Overrides on the smollm2 preset, tuned here (trials in the JSON's "settings" and the issue's reply).
+DEFAULT_SETS = [
+    # The preset's early stopping never fires on a knowledge request (no reference QA), so the
+    # step budget is the whole run: 60 steps of 8 covers each of the 60 forget rows 8 times.
+    "method_args.npo_kl.steps=60",
+    # With the budget fixed (no early stop), a higher rate than the preset's 5e-4 is needed for
+    # the plain-format MC of the 10 capitals to reach chance within it.
+    "method_args.npo_kl.lr=0.001",
+    # The preset's weight: the KL term on the retain answers holds the rest of the model.
+    "method_args.npo_kl.retain_weight=100",
+]
+RETAIN_QUESTIONS = ("Which continent is {x} in?", "What language is spoken in {x}?")
+
+
+def measure(cmd: list[str]) -> dict:
+    """Wall time and peak RSS of `cmd`'s process tree (sampled every 0.2 s), as benchmarks/smollm2.py."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)] if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    output = proc.stdout.read()
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-5000:]}")
+    return {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_tree_gib": round(peak / GIB, 3),
+            "max_single_process_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / GIB, 3)}
+
+
+def child(request: str, out: str, method: str, overrides: list[str]) -> None:
+    """The forget command itself: load the model, unlearn, verify before and after, save."""
+    import torch
+
+    torch.set_num_threads(1)
+    from obliviate.config import load_config
+    from obliviate.requests.forget import forget
+
+    forget("smollm2-135m-instruct", request, method, out, load_config("smollm2", overrides))
+
+
+def mean(xs: list[float]) -> float:
+    return round(sum(xs) / len(xs), 4)
+
+
+def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[str, dict],
+                  countries: list[str], cities: list[str], with_retain: bool) -> Path:
+    from obliviate.data import format_prompt
+    from obliviate.io import atomic_write_text, write_jsonl
+    from obliviate.requests.forget import replay_answers
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    forget = []
+    for country, city in picked:
+        # Not the probe's wording ("What is the capital of X?"): a probe belongs in one file, and
+        # the probes should measure whether the fact is gone, not whether one sentence is.
+        forget.append({"subject": country, "question": f"Which city is the capital of {country}?", "answer": city,
+                       "phrasings": [f"Which city is the capital of {country}?",
+                                     f"Name the capital city of {country}."]})
+        forget += [{"subject": country, "text": f"The capital of {country} is {city}."},
+                   {"subject": country, "text": f"{city} is the capital city of {country}."}]
+    write_jsonl(folder / "forget.jsonl", forget)
+    write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])
+    write_jsonl(folder / "neighbours.jsonl", [probes[c] for c in countries if c not in dict(picked)])
+    request = {"kind": "knowledge", "id": "smollm2-capitals-10", "subject": "capitals of 10 countries",
+               "forget": "forget.jsonl", "reference": "reference.jsonl", "neighbours": "neighbours.jsonl"}
+    if with_retain:
+        questions = [q.format(x=c) for q in RETAIN_QUESTIONS for c in countries]
+        answers = lm.generate([format_prompt(q) for q in questions], 24)
+        lowered = [c.lower() for c in cities]
+        # No subject field: the same countries are forget subjects; no answer naming a capital:
+        # what is measured is not trained on.
+        retain = [{"question": q, "answer": a} for q, a in zip(questions, answers)
+                  if a and not any(c in a.lower() for c in lowered)]
+        retain += replay_answers(lm)  # a request with retain records gets no replay of its own
+        write_jsonl(folder / "retain.jsonl", retain)
+        request["retain"] = "retain.jsonl"
+    import yaml
+
+    atomic_write_text(folder / "request.yaml", yaml.safe_dump(request, sort_keys=False))
+    return folder / "request.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default=METHOD)
+    parser.add_argument("--set", dest="overrides", action="append", default=None,
+                        help="key=value on the smollm2 preset (replaces the script's defaults when given)")
+    parser.add_argument("--extra", action="append", default=[], help="key=value added to the defaults")
+    parser.add_argument("--no-retain", action="store_true", help="no retain.jsonl: the general replay only")
+    parser.add_argument("--out", default=str(RESULTS / "smollm2_knowledge.json"))
+    parser.add_argument("--request-dir", default=str(RESULTS / "smollm2_knowledge_request"))
+    parser.add_argument("--child", nargs=3, metavar=("REQUEST", "OUT", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    overrides = (args.overrides if args.overrides is not None else DEFAULT_SETS) + args.extra
+    if args.child:
+        return child(*args.child, overrides)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from obliviate.data import format_prompt
+    from obliviate.data.world import CAPITALS
+    from obliviate.evals.multiple_choice import choice_accuracy, world_choice_questions
+    from obliviate.models.load import load_language_model
+    from obliviate.table import deciding_text
+
+    load_before = os.getloadavg()
+    questions = world_choice_questions()
+    countries, cities = list(CAPITALS), list(CAPITALS.values())
+    capitals, symbols, sums = questions[:40], questions[40:70], questions[70:100]
+    probes = dict(zip(countries, capitals))
+
+    lm = load_language_model("smollm2-135m-instruct", name="untouched")
+    acc_before = choice_accuracy(lm, questions)
+    replies = lm.generate([format_prompt(q["question"]) for q in capitals], 24)
+    known = [(c, city) for (c, city), a, r in zip(CAPITALS.items(), acc_before, replies)
+             if a == 1.0 and city.lower() in r.lower()]
+    if len(known) < N_FORGET:
+        sys.exit(f"the untouched model knows only {len(known)} capitals by MC and by generation; need {N_FORGET}")
+    picked = known[:N_FORGET]
+    request = write_request(Path(args.request_dir), lm, picked, probes, countries, cities, not args.no_retain)
+    del lm
+
+    groups_idx = {"forgotten_capitals": [countries.index(c) for c, _ in picked],
+                  "other_capitals": [i for i, c in enumerate(countries) if c not in dict(picked)],
+                  "symbols": list(range(40, 70)), "sums": list(range(70, 100))}
+    before = {g: mean([acc_before[i] for i in idx]) for g, idx in groups_idx.items()}
+
+    work = Path(tempfile.mkdtemp(prefix="obliviate-smollm2-knowledge-"))
+    out = work / "forgotten"
+    try:
+        run = measure([sys.executable, __file__, "--child", str(request), str(out), args.method,
+                       *[x for o in overrides for x in ("--set", o)]])
+        evidence = json.loads((out / "evidence.json").read_text())
+        after_lm = load_language_model(out, name="after")
+        acc_after = choice_accuracy(after_lm, questions)
+        greedy_after = after_lm.generate([format_prompt(probes[c]["question"]) for c, _ in picked], 24)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    after = {g: mean([acc_after[i] for i in idx]) for g, idx in groups_idx.items()}
+    delta = {g: round(after[g] - before[g], 4) for g in before}
+
+    verdict = evidence["verdict"]
+    checks = {"forgotten_capitals_mc<=0.35": after["forgotten_capitals"] <= 0.35,
+              **{f"{g}_within_5pt": abs(delta[g]) <= 0.05 + 1e-9 for g in ("other_capitals", "symbols", "sums")},
+              "forget_command_under_10_min": run["wall_s"] < 600,
+              "forget_command_under_6_gib": run["peak_rss_tree_gib"] < 6}
+    result = {
+        "command": f"python benchmarks/smollm2_knowledge.py --method {args.method} "
+                   + " ".join(f"--set {o}" for o in overrides) + (" --no-retain" if args.no_retain else ""),
+        "model": "smollm2-135m-instruct", "method": args.method, "overrides": overrides,
+        "retain_file": not args.no_retain, "torch_threads": 1, "cpus": os.cpu_count(),
+        "picked": [{"country": c, "capital": city} for c, city in picked],
+        "sizes": evidence["sizes"],
+        "mc_accuracy": {g: {"before": before[g], "after": after[g], "delta": delta[g], "n": len(groups_idx[g])}
+                        for g in before},
+        "chance": 0.25,
+        "greedy_after": dict(zip([c for c, _ in picked], greedy_after)),
+        "verdict": {"before": evidence["before"]["verdict"], "after": verdict["verdict"],
+                    "deciding": verdict["deciding"], "deciding_text": deciding_text(verdict),
+                    "subjects_needed": verdict.get("subjects_needed"),
+                    "tests": {n: {k: e.get(k) for k in ("candidate", "reference", "upper", "subjects_needed")}
+                              for n, e in verdict["evidence"].items()},
+                    "neighbour_acc_before": evidence["before"].get("neighbour_acc"),
+                    "neighbour_acc_after": verdict.get("neighbour_acc")},
+        "unlearning": {k: evidence["unlearning"].get(k) for k in ("steps", "budget", "stopped", "seconds",
+                                                                   "first_loss", "last_loss")},
+        "method_config": evidence["unlearning"]["config"],
+        "forget_command": run | {"wall_min": round(run["wall_s"] / 60, 2), "inner_seconds": evidence["seconds"]},
+        "load_average_before_1_5_15min": [round(x, 2) for x in load_before],
+        "load_average_after_1_5_15min": [round(x, 2) for x in load_after],
+        "checks": checks,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+    print(f"picked: {', '.join(c for c, _ in picked)}\n")
+    print("| group | n | before | after | delta |\n| --- | --- | --- | --- | --- |")
+    for g, row in result["mc_accuracy"].items():
+        print(f"| {g} | {row['n']} | {row['before']:.3f} | {row['after']:.3f} | {row['delta']:+.3f} |")
+    print(f"\nverdict: {verdict['verdict']} ({deciding_text(verdict)}); subjects_needed {verdict.get('subjects_needed')}")
+    print(f"forget command: {run['wall_s']} s, peak RSS {run['peak_rss_tree_gib']} GiB; load "
+          f"{result['load_average_before_1_5_15min']} -> {result['load_average_after_1_5_15min']}")
+    for name, ok in checks.items():
+        print(f"{'PASS' if ok else 'FAIL'} {name}")
+
+
+if __name__ == "__main__":
+    main()
