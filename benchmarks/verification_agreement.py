@@ -1,6 +1,8 @@
 """Does the gold-free verdict agree with the gold-based one? Calibration on tiny, where both references exist.
 
     python benchmarks/verification_agreement.py [--config tiny] [--seeds 0,1,2] [--methods npo_rt,rmu]
+    python benchmarks/verification_agreement.py --seeds 1 --out /tmp/seed1.json   # one seed per process
+    python benchmarks/verification_agreement.py --merge /tmp/seed0.json /tmp/seed1.json /tmp/seed2.json
 
 Per seed: the run's target and gold; the three controls (gold retrained with seed + 1: removed;
 the target behind `guard`: suppressed; the untouched target: not forgotten); every weight-space
@@ -19,6 +21,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+import torch
 
 from obliviate.attacks.controls import EXPECTED, build_controls
 from obliviate.attacks.verdict import VERDICTS
@@ -77,12 +81,56 @@ def summary(rows: list[dict]) -> dict:
             "method_pairs": len(methods), "method_agreement": agree(methods)}
 
 
+def readme_table(result: dict) -> str:
+    """The README block: agreement figures, the confusion matrix, and every (model, seed) verdict pair."""
+    m, short = result["confusion_gold_rows_free_columns"], {"not forgotten": "not forg.", "inconclusive": "inconcl."}
+    lines = [f"Seeds {result['seeds']}: controls agree {result['controls_agreement']:.0%} "
+             f"(as expected: gold-based {result['controls_as_expected_gold_based']}, gold-free "
+             f"{result['controls_as_expected_gold_free']}); methods and guards agree "
+             f"{result['method_agreement']:.0%} of {result['method_pairs']} (method, seed) pairs.", "",
+             "| gold-based \\ gold-free | " + " | ".join(VERDICTS) + " |", "| --- " * (len(VERDICTS) + 1) + "|"]
+    lines += [f"| {a} | " + " | ".join(str(m[a][b]) for b in VERDICTS) + " |" for a in VERDICTS]
+    seeds = sorted({r["seed"] for r in result["rows"]})
+    key = lambda r: "gold, seed + 1" if r["model"].startswith("gold_seed") else r["model"]  # noqa: E731
+    names = list(dict.fromkeys(key(r) for r in result["rows"]))
+    cell = {(key(r), r["seed"]): r for r in result["rows"]}
+    lines += ["", "| model | " + " | ".join(f"seed {s}: gold / gold-free" for s in seeds) + " |",
+              "| --- " * (len(seeds) + 1) + "|"]
+    for n in names:
+        row = [cell.get((n, s)) for s in seeds]
+        first = next(r for r in row if r is not None)
+        label = n + (f" (control, expected {first['expected']})" if first["control"] else "")
+        lines.append(f"| {label} | " + " | ".join(
+            "—" if r is None else f"{short.get(r['gold_based'], r['gold_based'])} / "
+            f"{short.get(r['gold_free'], r['gold_free'])}" for r in row) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default=",".join(candidates_of()))
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--merge", nargs="+", type=Path, help="combine per-seed result files into --out")
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's verification-agreement block")
     args = parser.parse_args()
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        rows = [r for part in parts for r in part["rows"]]
+        result = {"config": parts[0]["config"], "seeds": ",".join(p["seeds"] for p in parts),
+                  "load_average_before": [p["load_average_before"] for p in parts],
+                  "load_average_after": [p["load_average_after"] for p in parts],
+                  "seconds": [p["seconds"] for p in parts], **summary(rows), "rows": rows}
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+        print(readme_table(result))
+        if args.readme:
+            from readme_block import write_block
+
+            write_block("verification-agreement", readme_table(result))
+        return
+    torch.set_num_threads(1)  # seeds run as parallel processes on a 2-core machine
     load = os.getloadavg()[0]
     start = time.perf_counter()
     rows = []
@@ -91,7 +139,7 @@ def main() -> None:
     result = {"config": args.config, "seeds": args.seeds, "load_average_before": round(load, 2),
               "load_average_after": round(os.getloadavg()[0], 2), "seconds": round(time.perf_counter() - start, 1),
               **summary(rows), "rows": rows}
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
 
 

@@ -112,7 +112,8 @@ def test_attacks_recover_from_the_target_not_from_gold_and_leave_both_untouched(
         assert len(r.details["before"]) == len(r.scores) and set(r.details["before"]) <= {0.0, 1.0}
         assert r.details["before_mean"] == round(sum(r.details["before"]) / len(r.scores), 4)
     assert target["relearning"].details["before_mean"] >= 0.6 and gold["relearning"].details["before_mean"] <= 0.1
-    assert isinstance(target["probe"], str)  # micro's 4 forget people's cities: none among the retain people's
+    # every attribute is probed: micro's forget people share some values (not their cities) with retain people
+    assert target["probe"].details["attributes"] >= 2 and len(target["probe"].scores) == target["probe"].details["items"]
 
 
 class Jailbreakable:

@@ -1,6 +1,6 @@
 """Hidden-state probe: is a forget person's attribute still linearly readable from the weights' activations?
 
-Per layer and attribute, a scikit-learn logistic regression maps the hidden state at the last
+Per layer and attribute, a scikit-learn ridge classifier (a linear probe) maps the hidden state at the last
 token of "<name>:" (how each person's biography record starts) to the person's value; it is
 trained on retain people and tested on forget people whose value occurs among the retain
 people's (a probe cannot name a class it never saw). `attacks.probe_attribute` = "all" (default)
@@ -16,10 +16,9 @@ knowledge of the forget set; the per-layer accuracies go to the report.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import RidgeClassifier
 
 from obliviate.attacks.base import AttackConfig, AttackSkipped, Recovery, register_attack
 from obliviate.data import Benchmark
@@ -40,11 +39,12 @@ def features(lm, names: list[str]) -> np.ndarray:
 
 
 def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    clf = LogisticRegression(max_iter=2000, C=1.0)
-    with warnings.catch_warnings():  # a few classes have one example: sklearn warns, the fit is fine
-        warnings.simplefilter("ignore")
-        clf.fit(x_train, y_train)
-    return clf.predict(x_test)
+    """A linear probe: ridge regression onto one-hot classes (closed form; a logistic regression per
+    attribute and layer made the probe the slowest attack, 40 s of a tiny model's verdict)."""
+    scale = x_train.std(0) + 1e-6
+    mean = x_train.mean(0)
+    clf = RidgeClassifier(alpha=1.0).fit((x_train - mean) / scale, y_train)
+    return clf.predict((x_test - mean) / scale)
 
 
 def probe_attributes(bench: Benchmark, setting: str) -> list[str]:
