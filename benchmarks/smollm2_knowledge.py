@@ -46,6 +46,37 @@ DEFAULT_SETS = [
     # The preset's weight: the KL term on the retain answers holds the rest of the model.
     "method_args.npo_kl.retain_weight=100",
 ]
+# Capitals the probes never ask about: retain texts worded as the forget texts.
+OTHER_CAPITALS = {
+    "Mexico": "Mexico City", "Australia": "Canberra", "the Netherlands": "Amsterdam", "Switzerland": "Bern",
+    "the Czech Republic": "Prague", "Brazil": "Brasilia", "Colombia": "Bogota", "South Korea": "Seoul",
+    "Indonesia": "Jakarta", "the Philippines": "Manila", "Pakistan": "Islamabad", "Nigeria": "Abuja",
+    "Morocco": "Rabat", "Ukraine": "Kyiv", "Romania": "Bucharest", "Bulgaria": "Sofia", "Serbia": "Belgrade",
+    "Lithuania": "Vilnius", "Iceland": "Reykjavik", "Saudi Arabia": "Riyadh", "Venezuela": "Caracas",
+    "Uruguay": "Montevideo", "New Zealand": "Wellington", "Afghanistan": "Kabul", "Syria": "Damascus",
+    "Jordan": "Amman", "Lebanon": "Beirut", "Nepal": "Kathmandu", "Ethiopia": "Addis Ababa", "Slovakia": "Bratislava",
+}
+OTHER_ELEMENTS = {
+    "boron": "B", "beryllium": "Be", "manganese": "Mn", "chromium": "Cr", "titanium": "Ti", "platinum": "Pt",
+    "bromine": "Br", "barium": "Ba", "bismuth": "Bi", "tungsten": "W", "krypton": "Kr", "xenon": "Xe",
+    "radon": "Rn", "arsenic": "As", "selenium": "Se", "strontium": "Sr", "rubidium": "Rb", "caesium": "Cs",
+    "vanadium": "V", "scandium": "Sc", "gallium": "Ga", "germanium": "Ge", "palladium": "Pd", "cadmium": "Cd",
+    "antimony": "Sb", "tellurium": "Te", "zirconium": "Zr", "molybdenum": "Mo", "thorium": "Th", "plutonium": "Pu",
+}
+
+
+def other_sums(measured: set[tuple[int, int]], n: int = 30, seed: int = 1) -> list[tuple[int, int]]:
+    """`n` sums in the probes' range (2..49 plus 2..49) that the probes never ask."""
+    import random
+
+    rng, out = random.Random(seed), []
+    while len(out) < n:
+        pair = (rng.randint(2, 49), rng.randint(2, 49))
+        if pair not in measured and pair not in out:
+            out.append(pair)
+    return out
+
+
 RETAIN_QUESTIONS = ("Which continent is {x} in?", "What language is spoken in {x}?")
 
 
@@ -73,8 +104,20 @@ def child(request: str, out: str, method: str, overrides: list[str]) -> None:
 
     torch.set_num_threads(1)
     from obliviate.config import load_config
+    from obliviate.methods import lora
     from obliviate.requests.forget import forget
 
+    finish = lora.finish
+
+    def trainable_finish(*args, **kwargs):
+        # Workaround: merge_and_unload leaves every weight frozen (peft froze the base), so the
+        # relearning attack's optimizer gets no parameters and verification of the candidate fails.
+        lm = finish(*args, **kwargs)
+        if not any(p.requires_grad for p in lm.model.parameters()):
+            lm.model.requires_grad_(True)
+        return lm
+
+    lora.finish = trainable_finish
     forget("smollm2-135m-instruct", request, method, out, load_config("smollm2", overrides))
 
 
@@ -83,10 +126,10 @@ def mean(xs: list[float]) -> float:
 
 
 def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[str, dict],
-                  countries: list[str], cities: list[str], with_retain: bool) -> Path:
-    from obliviate.data import format_prompt
+                  countries: list[str], cities: list[str], measured_sums: set[tuple[int, int]],
+                  with_retain: bool) -> Path:
+    from obliviate.data import format_answer, format_prompt
     from obliviate.io import atomic_write_text, write_jsonl
-    from obliviate.requests.forget import replay_answers
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -95,25 +138,45 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
     for country, city in picked:
         # Not the probe's wording ("What is the capital of X?"): a probe belongs in one file, and
         # the probes should measure whether the fact is gone, not whether one sentence is.
-        forget.append({"subject": country, "question": f"Which city is the capital of {country}?", "answer": city,
-                       "phrasings": [f"Which city is the capital of {country}?",
-                                     f"Name the capital city of {country}."]})
+        forget.append({"subject": country, "question": f"Name the capital city of {country}.", "answer": city})
+        # Passages train as plain text, the format the probes are scored in (QA goes through the
+        # chat template): a sentence, and a question-answer text in another wording than the probe's.
         forget += [{"subject": country, "text": f"The capital of {country} is {city}."},
-                   {"subject": country, "text": f"{city} is the capital city of {country}."}]
+                   {"subject": country, "text": format_prompt(f"Which city is the capital of {country}?")
+                    + format_answer(city)}]
     write_jsonl(folder / "forget.jsonl", forget)
     write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])
     write_jsonl(folder / "neighbours.jsonl", [probes[c] for c in countries if c not in dict(picked)])
     request = {"kind": "knowledge", "id": "smollm2-capitals-10", "subject": "capitals of 10 countries",
                "forget": "forget.jsonl", "reference": "reference.jsonl", "neighbours": "neighbours.jsonl"}
     if with_retain:
-        questions = [q.format(x=c) for q in RETAIN_QUESTIONS for c in countries]
-        answers = lm.generate([format_prompt(q) for q in questions], 24)
+        from obliviate.data.general import GENERAL_QUESTIONS
+
+        country_qs = [q.format(x=c) for q in RETAIN_QUESTIONS for c in countries]
+        questions = country_qs + GENERAL_QUESTIONS
+        chat = dict(zip(questions, lm.generate([format_prompt(q) for q in questions], 24)))
         lowered = [c.lower() for c in cities]
-        # No subject field: the same countries are forget subjects; no answer naming a capital:
-        # what is measured is not trained on.
-        retain = [{"question": q, "answer": a} for q, a in zip(questions, answers)
-                  if a and not any(c in a.lower() for c in lowered)]
-        retain += replay_answers(lm)  # a request with retain records gets no replay of its own
+        kept = lambda a: bool(a) and not any(c in a.lower() for c in lowered)  # noqa: E731
+        # The untouched model's own answers to non-capital questions about the 40 countries and
+        # to the general questions (a request with retain records gets no general replay of its
+        # own), as plain question-answer passages: the format the probes are scored in, which
+        # chat-template QA leaves unanchored, and short rows (no system prompt) keep steps cheap.
+        # Greedy plain-format answers are mostly empty (the model ends the line), so a passage
+        # carries the first sentence of the chat answer; an activation or KL anchor holds the
+        # untouched model along any text, its own argmax or not. No subject field (the countries
+        # are forget subjects too); no answer naming a measured capital.
+        first = lambda a: a.split(". ")[0].rstrip(".") + "."  # noqa: E731
+        retain = [{"text": format_prompt(q) + format_answer(first(chat[q]))} for q in questions if kept(chat[q])]
+        # Unmeasured capitals worded as the forget texts, so the forget loss falls on the 10
+        # facts and not on "The capital of ... is".
+        for country, city in OTHER_CAPITALS.items():
+            retain += [{"text": f"The capital of {country} is {city}."},
+                       {"text": format_prompt(f"Which city is the capital of {country}?") + format_answer(city)}]
+        # The probes' other two families, on items they never ask: unmeasured elements and sums.
+        retain += [{"text": format_prompt(f"What is the chemical symbol of {e}?") + format_answer(sym)}
+                   for e, sym in OTHER_ELEMENTS.items()]
+        retain += [{"text": format_prompt(f"What is {a} plus {b}?") + format_answer(str(a + b))}
+                   for a, b in other_sums(measured_sums)]
         write_jsonl(folder / "retain.jsonl", retain)
         request["retain"] = "retain.jsonl"
     import yaml
@@ -131,6 +194,7 @@ def main() -> None:
     parser.add_argument("--no-retain", action="store_true", help="no retain.jsonl: the general replay only")
     parser.add_argument("--out", default=str(RESULTS / "smollm2_knowledge.json"))
     parser.add_argument("--request-dir", default=str(RESULTS / "smollm2_knowledge_request"))
+    parser.add_argument("--request-only", action="store_true", help="pick the capitals, write the request, stop")
     parser.add_argument("--child", nargs=3, metavar=("REQUEST", "OUT", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     overrides = (args.overrides if args.overrides is not None else DEFAULT_SETS) + args.extra
@@ -146,7 +210,7 @@ def main() -> None:
     from obliviate.models.load import load_language_model
     from obliviate.table import deciding_text
 
-    load_before = os.getloadavg()
+    load_before, t0 = os.getloadavg(), time.perf_counter()
     questions = world_choice_questions()
     countries, cities = list(CAPITALS), list(CAPITALS.values())
     capitals, symbols, sums = questions[:40], questions[40:70], questions[70:100]
@@ -160,8 +224,13 @@ def main() -> None:
     if len(known) < N_FORGET:
         sys.exit(f"the untouched model knows only {len(known)} capitals by MC and by generation; need {N_FORGET}")
     picked = known[:N_FORGET]
-    request = write_request(Path(args.request_dir), lm, picked, probes, countries, cities, not args.no_retain)
+    measured_sums = {tuple(int(t) for t in q["question"][8:-1].split(" plus ")) for q in sums}
+    request = write_request(Path(args.request_dir), lm, picked, probes, countries, cities, measured_sums,
+                            not args.no_retain)
     del lm
+    if args.request_only:
+        return print(f"request written: {request}")
+    print(f"picked and request written in {time.perf_counter() - t0:.0f} s; running the forget command", flush=True)
 
     groups_idx = {"forgotten_capitals": [countries.index(c) for c, _ in picked],
                   "other_capitals": [i for i, c in enumerate(countries) if c not in dict(picked)],
