@@ -140,9 +140,11 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
         # the probes should measure whether the fact is gone, not whether one sentence is.
         forget.append({"subject": country, "question": f"Name the capital city of {country}.", "answer": city})
         # Passages train as plain text, the format the probes are scored in (QA goes through the
-        # chat template): a sentence, and a question-answer text in another wording than the probe's.
-        forget += [{"subject": country, "text": f"The capital of {country} is {city}."},
-                   {"subject": country, "text": format_prompt(f"Which city is the capital of {country}?")
+        # chat template). Each starts with the country, so every position the forget loss touches
+        # is conditioned on it: a shared opening ("The capital of ...") would be pulled toward the
+        # forget target and held by the retain texts at once, moving every capital question.
+        forget += [{"subject": country, "text": f"{country}'s capital is {city}."},
+                   {"subject": country, "text": format_prompt(f"{country} has which city as its capital?")
                     + format_answer(city)}]
     write_jsonl(folder / "forget.jsonl", forget)
     write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])
@@ -167,10 +169,11 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
         # are forget subjects too); no answer naming a measured capital.
         first = lambda a: a.split(". ")[0].rstrip(".") + "."  # noqa: E731
         retain = [{"text": format_prompt(q) + format_answer(first(chat[q]))} for q in questions if kept(chat[q])]
-        # Unmeasured capitals worded as the forget texts, so the forget loss falls on the 10
-        # facts and not on "The capital of ... is".
+        # Unmeasured capitals, worded as the forget texts (the forget loss must fall on the 10
+        # facts, not on the wording) and as a capital question (the probes' shape).
         for country, city in OTHER_CAPITALS.items():
-            retain += [{"text": f"The capital of {country} is {city}."},
+            retain += [{"text": f"{country}'s capital is {city}."},
+                       {"text": format_prompt(f"{country} has which city as its capital?") + format_answer(city)},
                        {"text": format_prompt(f"Which city is the capital of {country}?") + format_answer(city)}]
         # The probes' other two families, on items they never ask: unmeasured elements and sums.
         retain += [{"text": format_prompt(f"What is the chemical symbol of {e}?") + format_answer(sym)}
