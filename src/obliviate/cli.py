@@ -38,8 +38,9 @@ def _load(config: str, overrides: Optional[list[str]]):
     return load_config(config, overrides or [])
 
 
-def command(*args, **kwargs):
-    """`app.command` whose user errors print `error: <message>` on one line and exit 2, no traceback."""
+def command(*args, group: typer.Typer | None = None, **kwargs):
+    """`app.command` (or `group.command`) whose user errors print `error: <message>` on one line and
+    exit 2, no traceback."""
     def wrap(fn):
         @functools.wraps(fn)
         def guarded(*a, **kw):
@@ -48,7 +49,7 @@ def command(*args, **kwargs):
             except ObliviateError as err:
                 typer.echo(f"error: {err}", err=True)
                 raise typer.Exit(2) from None
-        return app.command(*args, **kwargs)(guarded)
+        return (group or app).command(*args, **kwargs)(guarded)
     return wrap
 
 
@@ -258,6 +259,191 @@ def _print_evidence(evidence: dict) -> None:
         console.print(table)
     where = evidence.get("out")
     console.print(f"verdict: {evidence['verdict']}" + (f"  evidence: {where}" if where else ""))
+
+
+# --- the forget-request ledger (docs/ledger.md): thin commands over obliviate.ledger --------------
+
+request_app = typer.Typer(no_args_is_help=True, help="Forget requests in the ledger: submit, list, show, cancel.")
+ledger_app = typer.Typer(no_args_is_help=True, help="The ledger's hash-chained audit trail.")
+models_app = typer.Typer(no_args_is_help=True, help="Model versions recorded in the ledger.")
+app.add_typer(request_app, name="request")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(models_app, name="models")
+DbOpt = typer.Option(None, "--db", help="ledger database: a SQLite path, sqlite:///path or "
+                     "postgresql+psycopg://user@host/dbname (default $OBLIVIATE_DB, else ./obliviate-ledger.db)")
+JsonOpt = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return "cli"
+
+
+def _print_json(value) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@command("submit", group=request_app)
+def request_submit(file: Path = typer.Argument(..., metavar="FILE", help="forget request: a YAML or JSON file"),
+                   db: Optional[str] = DbOpt,
+                   idempotency_key: Optional[str] = typer.Option(None, "--idempotency-key",
+                                                                 help="submitting again with this key returns the "
+                                                                 "existing request"),
+                   requester: Optional[str] = typer.Option(None, help="who asked (default: the file's requester)"),
+                   legal_basis: Optional[str] = typer.Option(None, help="e.g. 'GDPR Art. 17' (default: the file's)"),
+                   due_by: Optional[str] = typer.Option(None, help="deadline: 2026-06-30, 2026-06-30T17:00 or a "
+                                                        "span such as 30d"),
+                   keep_filter: Optional[bool] = typer.Option(None, "--keep-filter/--drop-filter",
+                                                              help="keep the content filter after removal "
+                                                              "(default: knowledge keeps it, data drops it)"),
+                   hold: bool = typer.Option(False, "--hold", help="record it as received for review; do not "
+                                             "suppress or queue it yet"),
+                   json_: bool = JsonOpt) -> None:
+    """Record a forget request, suppress it at once (the guard protects its facts) and queue it for the worker.
+
+    Example: obliviate request submit request.yaml --idempotency-key TICKET-17 --legal-basis "GDPR Art. 17"
+    """
+    from obliviate.ledger import open_ledger
+    from obliviate.ledger.models import utcnow
+    from obliviate.ledger.store import parse_due, prepare, submit
+    from obliviate.ledger.views import summary
+
+    prepared = prepare(file)  # every bad input fails here, before the database is touched
+    parse_due(due_by, utcnow())
+    with open_ledger(db) as ledger:
+        with ledger.begin() as session:
+            sub = submit(session, prepared, actor=_actor(), requester=requester, legal_basis=legal_basis,
+                         due_by=due_by, idempotency_key=idempotency_key, keep_filter_after_removal=keep_filter,
+                         hold=hold)
+            out = summary(sub.request) | {"created": sub.created}
+    if json_:
+        _print_json(out)
+    elif sub.created:
+        console.print(f"request {out['id']}: {out['status']}  ({ledger.url})")
+    else:
+        console.print(f"request {out['id']} already submitted with idempotency key {idempotency_key!r}: "
+                      f"{out['status']}, nothing written")
+
+
+@command("list", group=request_app)
+def request_list(status: Optional[str] = typer.Option(None, "--status", help="only requests in this status"),
+                 db: Optional[str] = DbOpt, json_: bool = JsonOpt) -> None:
+    """List the ledger's requests, oldest first.
+
+    Example: obliviate request list --status suppressed_only
+    """
+    from rich.table import Table
+
+    from obliviate.ledger import open_ledger
+    from obliviate.ledger.lifecycle import status_of
+    from obliviate.ledger.views import list_requests, summary
+
+    if status is not None:
+        status_of(status)  # an unknown status fails before the database is touched
+    with open_ledger(db) as ledger, ledger.begin() as session:
+        rows = [summary(r) for r in list_requests(session, status)]
+    if json_:
+        _print_json(rows)
+        return
+    table = Table(title=f"requests in {ledger.url}" + (f" ({status})" if status else ""), title_justify="left")
+    for col in ("id", "status", "kind", "subject", "ref", "received", "due", "attempts", "payload"):
+        table.add_column(col, justify="right" if col in ("id", "attempts") else "left")
+    for r in rows:
+        table.add_row(str(r["id"]), r["status"], r["kind"], r["subject"] or "", r["external_ref"] or "",
+                      r["received_at"], r["due_by"] or "", f"{r['attempts']}/{r['max_attempts']}", r["payload"])
+    console.print(table)
+
+
+@command("show", group=request_app)
+def request_show(request_id: str = typer.Argument(..., metavar="ID"), db: Optional[str] = DbOpt,
+                 json_: bool = JsonOpt) -> None:
+    """Show one request: its fields, what the ledger still holds of it, and its audit events (never its records).
+
+    Example: obliviate request show 3 --json
+    """
+    from rich.table import Table
+
+    from obliviate.ledger import open_ledger
+    from obliviate.ledger.views import show
+
+    with open_ledger(db) as ledger, ledger.begin() as session:
+        out = show(session, request_id)
+    if json_:
+        _print_json(out)
+        return
+    for key in ("id", "status", "kind", "subject", "external_ref", "requester", "legal_basis", "received_at",
+                "due_by", "attempts", "keep_filter_after_removal", "model_version_id", "last_error", "payload"):
+        if out[key] is not None:
+            console.print(f"{key}: {out[key]}")
+    console.print("counts: " + ", ".join(f"{k} {v}" for k, v in out["counts"].items() if v))
+    table = Table(title="events", title_justify="left")
+    for col in ("id", "at", "actor", "type", "details"):
+        table.add_column(col)
+    for e in out["events"]:
+        table.add_row(str(e["id"]), e["at"], e["actor"], e["type"], json.dumps(e["details"], ensure_ascii=False))
+    console.print(table)
+
+
+@command("cancel", group=request_app)
+def request_cancel(request_id: str = typer.Argument(..., metavar="ID"), db: Optional[str] = DbOpt,
+                   reason: Optional[str] = typer.Option(None, help="why, for the audit trail")) -> None:
+    """Cancel a request that has not been removed (not while a job runs); its payload is purged.
+
+    Example: obliviate request cancel 3 --reason "withdrawn by the requester"
+    """
+    from obliviate.ledger import open_ledger
+    from obliviate.ledger.store import cancel
+
+    with open_ledger(db) as ledger, ledger.begin() as session:
+        row = cancel(session, request_id, actor=_actor(), reason=reason)
+    console.print(f"request {row.id}: {row.status}")
+
+
+@command("verify", group=ledger_app)
+def ledger_verify(db: Optional[str] = DbOpt) -> None:
+    """Recompute the audit hash chain; name the first broken event and exit 1 if it does not hold.
+
+    Example: obliviate ledger verify --db postgresql+psycopg://ops@db/ledger
+    """
+    from obliviate.ledger import open_ledger, verify_chain
+
+    with open_ledger(db) as ledger, ledger.begin() as session:
+        ok, _, message = verify_chain(session)
+    if not ok:
+        typer.echo(f"broken: {message}  ({ledger.url})", err=True)
+        raise typer.Exit(1)
+    console.print(f"ok: {message}  ({ledger.url})", soft_wrap=True)
+
+
+@command("list", group=models_app)
+def models_list(db: Optional[str] = DbOpt, json_: bool = JsonOpt) -> None:
+    """List the model versions in the ledger, oldest first; the newest is the current one.
+
+    Example: obliviate models list --json
+    """
+    from rich.table import Table
+
+    from obliviate.ledger import current_model_version, list_model_versions, open_ledger
+    from obliviate.ledger.versions import version_dict
+
+    with open_ledger(db) as ledger, ledger.begin() as session:
+        current = current_model_version(session)
+        rows = [version_dict(v, current.id if current else None) for v in list_model_versions(session)]
+    if json_:
+        _print_json(rows)
+        return
+    table = Table(title=f"model versions in {ledger.url}", title_justify="left")
+    for col in ("id", "parent", "created", "sha256", "requests", "path", "evidence", ""):
+        table.add_column(col)
+    for v in rows:
+        table.add_row(str(v["id"]), str(v["parent_id"] or ""), v["created_at"], v["weights_sha256"][:12],
+                      ", ".join(map(str, v["request_ids"])), v["path"], v["evidence_path"] or "",
+                      "current" if v["current"] else "")
+    console.print(table)
 
 
 if __name__ == "__main__":
