@@ -23,6 +23,7 @@ from obliviate.ledger import (TRANSITIONS, IllegalTransition, Status, append_eve
 from obliviate.ledger.db import VERSION_TABLE, schema_head
 from obliviate.ledger.models import Base
 from obliviate.ledger.purge import digest, ledger_salt
+from obliviate.ledger.store import reject
 from pg_server import pg_server  # noqa: F401 - the session fixture
 
 # Answers no other table, column or message would contain by chance.
@@ -200,7 +201,6 @@ def test_held_request_is_suppressed_on_review_and_rejection_purges_it(ledger, tm
         facts = suppress(s, held, actor="reviewer")
         assert {f["answer"] for f in facts if "answer" in f} == {"Quillsbury-on-Tarn", "glass-harp tuner"}
         other = submit(s, data_request(tmp_path / "b", "bo"), actor=ACTOR, hold=True).request
-        from obliviate.ledger.store import reject
         reject(s, other, actor="reviewer", reason="no legal basis given")
         assert other.status == "rejected" and other.payload is None and other.last_error == "no legal basis given"
 
@@ -286,6 +286,29 @@ def test_one_idempotency_key_creates_one_request(ledger, db_url, tmp_path):
     with ledger.begin() as s:
         submit(s, file, actor=ACTOR)  # no key: a second request
         assert len(list_requests(s)) == 2
+
+
+def test_a_submit_racing_an_uncommitted_one_with_the_same_key_returns_it(ledger, db_url, tmp_path):
+    file, results, errors = data_request(tmp_path), [], []
+
+    def second():  # PostgreSQL: its insert waits on the unique key, fails, and finds the first request
+        try:
+            with open_ledger(db_url) as other, other.begin() as s:
+                sub = submit(s, file, actor=ACTOR, idempotency_key="RACE-1")
+                results.append((sub.request.id, sub.created))
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    with ledger.begin() as s:
+        first = submit(s, file, actor=ACTOR, idempotency_key="RACE-1").request
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(timeout=0.5)
+        assert racer.is_alive()  # blocked until the first transaction commits
+    racer.join(timeout=30)
+    assert errors == [] and results == [(first.id, False)]
+    with ledger.begin() as s:
+        assert len(list_requests(s)) == 1 and verify_chain(s).message.startswith("3 events")
 
 
 # --- privacy of the ledger ----------------------------------------------------------------------
@@ -478,9 +501,12 @@ def test_invalid_file_creates_no_database(tmp_path):
 
 
 def test_unreachable_and_malformed_database_urls_exit_2(tmp_path, request):
-    one_line_error(cli("request", "list", "--db", str(tmp_path / "no" / "such" / "dir" / "l.db")),
+    missing_folder = str(tmp_path / "no" / "dir" / "l.db")
+    one_line_error(cli("request", "submit", str(data_request(tmp_path)), "--db", missing_folder),
                    "cannot open the ledger database sqlite:///", "unable to open database file",
                    "check that its folder exists")
+    one_line_error(cli("request", "list", "--db", str(tmp_path / "typo.db")), "typo.db does not exist")
+    assert not (tmp_path / "typo.db").exists()  # a mistyped path is not answered with a new, empty ledger
     no_server = f"postgresql+psycopg://ops:hunter2@/ledger?host={tmp_path}"  # a socket dir with no server
     line = one_line_error(cli("request", "list", "--db", no_server), "cannot open the ledger database "
                           "postgresql+psycopg://ops:***@/ledger", "start the server")

@@ -344,7 +344,7 @@ def request_list(status: Optional[str] = typer.Option(None, "--status", help="on
 
     if status is not None:
         status_of(status)  # an unknown status fails before the database is touched
-    with open_ledger(db) as ledger, ledger.begin() as session:
+    with open_ledger(db, create=False) as ledger, ledger.begin() as session:
         rows = [summary(r) for r in list_requests(session, status)]
     if json_:
         _print_json(rows)
@@ -370,7 +370,7 @@ def request_show(request_id: str = typer.Argument(..., metavar="ID"), db: Option
     from obliviate.ledger import open_ledger
     from obliviate.ledger.views import show
 
-    with open_ledger(db) as ledger, ledger.begin() as session:
+    with open_ledger(db, create=False) as ledger, ledger.begin() as session:
         out = show(session, request_id)
     if json_:
         _print_json(out)
@@ -398,7 +398,7 @@ def request_cancel(request_id: str = typer.Argument(..., metavar="ID"), db: Opti
     from obliviate.ledger import open_ledger
     from obliviate.ledger.store import cancel
 
-    with open_ledger(db) as ledger, ledger.begin() as session:
+    with open_ledger(db, create=False) as ledger, ledger.begin() as session:
         row = cancel(session, request_id, actor=_actor(), reason=reason)
     console.print(f"request {row.id}: {row.status}")
 
@@ -411,7 +411,7 @@ def ledger_verify(db: Optional[str] = DbOpt) -> None:
     """
     from obliviate.ledger import open_ledger, verify_chain
 
-    with open_ledger(db) as ledger, ledger.begin() as session:
+    with open_ledger(db, create=False) as ledger, ledger.begin() as session:
         ok, _, message = verify_chain(session)
     if not ok:
         typer.echo(f"broken: {message}  ({ledger.url})", err=True)
@@ -430,7 +430,7 @@ def models_list(db: Optional[str] = DbOpt, json_: bool = JsonOpt) -> None:
     from obliviate.ledger import current_model_version, list_model_versions, open_ledger
     from obliviate.ledger.versions import version_dict
 
-    with open_ledger(db) as ledger, ledger.begin() as session:
+    with open_ledger(db, create=False) as ledger, ledger.begin() as session:
         current = current_model_version(session)
         rows = [version_dict(v, current.id if current else None) for v in list_model_versions(session)]
     if json_:

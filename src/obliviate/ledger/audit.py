@@ -16,7 +16,10 @@ Appends are serialized so two writers cannot both extend the same event: on Post
 transaction-level advisory lock is taken before the last hash is read (held until commit), on
 SQLite the transaction already holds the single writer lock (`BEGIN IMMEDIATE`, see `db.py`); and
 `events.prev_hash` is unique, so a fork would fail to insert even if those were bypassed. Keep
-transactions that append events short: the lock is held until they end.
+transactions that append events short: the lock is held until they end. In one transaction, lock
+the request rows you need (SELECT ... FOR UPDATE [SKIP LOCKED]) before the first append, never
+after it: a writer holding the chain lock that waits for a row held by one waiting for the chain
+lock is a deadlock (PostgreSQL detects it and aborts one of the two).
 """
 
 from __future__ import annotations

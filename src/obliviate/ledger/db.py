@@ -177,14 +177,20 @@ def _reason(err: DBAPIError) -> str:
     return lines[0].rstrip(".")
 
 
-def open_ledger(url: str | None = None) -> Ledger:
+def open_ledger(url: str | None = None, *, create: bool = True) -> Ledger:
     """Connect to the ledger at `url` (default $OBLIVIATE_DB, else ./obliviate-ledger.db) and upgrade its schema.
 
-    Raises ObliviateError for a malformed or unsupported URL, an unreachable database (the message
-    names the URL without its password) and a database written by a newer obliviate.
+    create=False refuses a SQLite file that does not exist yet (commands that only read or change
+    existing requests: a mistyped path must not answer with a new, empty ledger). Raises
+    ObliviateError for a malformed or unsupported URL, an unreachable database (the message names
+    the URL without its password) and a database written by a newer obliviate.
     """
     parsed = resolve_url(url)
     shown = parsed.render_as_string(hide_password=True)
+    if not create and parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise ObliviateError(f"ledger database {shown} does not exist; pass the ledger's --db (or set "
+                                 "OBLIVIATE_DB), or submit a request to create it (obliviate request submit FILE)")
     engine = _engine(parsed)
     try:
         _upgrade(engine, shown)

@@ -102,7 +102,9 @@ def get_request(session: Session, request_id: int | str, *, for_update: bool = F
         raise ObliviateError(f"request id {request_id!r} is not a number; `obliviate request list` shows the "
                              "ids") from None
     query = select(Request).where(Request.id == key)
-    row = session.scalar(query.with_for_update() if for_update else query)
+    if for_update:  # and refresh a copy this session already holds: the locked row is the truth
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = session.scalar(query)
     if row is None:
         raise ObliviateError(f"no request {key} in this ledger; `obliviate request list` shows the ids "
                              "(and --db chooses the ledger)")
