@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -444,6 +445,103 @@ def models_list(db: Optional[str] = DbOpt, json_: bool = JsonOpt) -> None:
                       ", ".join(map(str, v["request_ids"])), v["path"], v["evidence_path"] or "",
                       "current" if v["current"] else "")
     console.print(table)
+
+
+@command("add", group=models_app)
+def models_add(path: str = typer.Argument(..., metavar="PATH", help="Hugging Face model directory, .gguf file, "
+                                          "SISA / S3T store directory, or a packaged name (smollm2-135m-instruct)"),
+               db: Optional[str] = DbOpt, json_: bool = JsonOpt) -> None:
+    """Register a base model version (checksummed); the worker unlearns from the newest version.
+
+    Example: obliviate models add runs/tiny/cache/models-<hash>/target --db ledger.db
+    """
+    from obliviate.ledger import open_ledger, register_model_version
+    from obliviate.ledger.exact import is_exact_store
+    from obliviate.ledger.versions import directory_sha256, resolve_model_path, version_dict
+
+    resolved = resolve_model_path(path)
+    if resolved.is_file() and resolved.suffix.lower() != ".gguf":
+        raise ObliviateError(f"{path} is a file but not a .gguf; give a GGUF file or a model directory")
+    if resolved.is_dir() and not (is_exact_store(resolved) or (resolved / "config.json").is_file()):
+        raise ObliviateError(f"{path} is neither a Hugging Face model directory (no config.json) nor a SISA / S3T "
+                             "store (no lineage.json and base/); give the directory `obliviate unlearn` or "
+                             "`save_pretrained` wrote")
+    if is_exact_store(resolved):
+        fmt = json.loads((resolved / "lineage.json").read_text()).get("kind", "exact")
+    else:
+        fmt = "gguf" if resolved.is_file() else "hf"
+    stored = str(resolved.absolute()) if Path(path).expanduser().exists() else path  # a packaged name stays a name
+    sha = directory_sha256(resolved)
+    with open_ledger(db) as ledger, ledger.begin() as session:
+        version = register_model_version(session, path=stored, weights_sha256=sha, actor=_actor(), parent_id=None,
+                                         details={"base": True, "format": fmt})
+        out = version_dict(version, version.id)
+    if json_:
+        _print_json(out)
+    else:
+        console.print(f"model version {out['id']}: {stored} ({fmt}, sha256 {sha[:12]}…)  ({ledger.url})")
+
+
+@command()
+def worker(once: bool = typer.Option(False, "--once", help="process what is queued now, then exit"),
+           batch_window: str = typer.Option("60s", "--batch-window", help="wait until the oldest queued request "
+                                            "is this old, so requests arriving close together share one job"),
+           db: Optional[str] = DbOpt,
+           method: str = typer.Option("npo_kl", "--method", "-m", help="weight-space method for HF / GGUF "
+                                      "models (SISA / S3T stores delete through their lineage)"),
+           config: str = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+           versions_dir: Path = typer.Option(Path("obliviate-versions"), "--versions-dir",
+                                             help="where new model versions are written (v<id>/)"),
+           max_attempts: Optional[int] = typer.Option(None, "--max-attempts", min=1, help="retry a failing "
+                                                      "request up to N attempts (default: its own, 3)"),
+           batch_size: int = typer.Option(10, "--batch-size", min=1, help="most requests in one job"),
+           lease: str = typer.Option("10m", "--lease", help="reclaim a claim not renewed for this long "
+                                     "(a worker on another host that went silent)"),
+           launch: Optional[str] = typer.Option(None, "--launch", help="run each job under this launcher, for a "
+                                                "model larger than one device, e.g. 'accelerate launch "
+                                                "--config_file configs/accelerate/ddp.yaml --num_processes 8'"),
+           retrain: bool = typer.Option(True, "--retrain/--no-retrain", help="retrain S3T blocks deactivated by "
+                                        "deletions when idle"),
+           worker_id: Optional[str] = typer.Option(None, "--worker-id", help="name in claims and events "
+                                                   "(default host:pid:start)"),
+           poll: float = typer.Option(1.0, "--poll", min=0.01, help="seconds between looks at the queue"),
+           json_: bool = JsonOpt) -> None:
+    """Claim queued forget requests in batches, unlearn them from the current model version, record the outcome.
+
+    SIGTERM or Ctrl-C stops it after the running job (a second one aborts; the batch is reclaimed later).
+    Example: obliviate worker --db ledger.db --config micro --method npo_kl --batch-window 60s
+    """
+    import signal
+
+    from obliviate.ledger import open_ledger
+    from obliviate.ledger.worker import parse_duration, run_worker
+
+    window, lease_s = parse_duration(batch_window), parse_duration(lease, "--lease")
+    cfg = _load(config, set_)
+    stop, progress = threading.Event(), Console(stderr=True, highlight=False)
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt(f"signal {signum}")
+        stop.set()
+        typer.echo("stopping after the running job (signal again to abort it)", err=True)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with open_ledger(db, create=False) as ledger:
+            summary = run_worker(ledger, once=once, batch_window_s=window, method=method, cfg=cfg,
+                                 versions_dir=versions_dir, worker_id=worker_id, batch_size=batch_size,
+                                 max_attempts=max_attempts, lease_s=lease_s, poll_s=poll, launch=launch,
+                                 retrain=retrain, stop=stop, log=lambda line: progress.print(line, soft_wrap=True))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if json_:
+        _print_json(summary)
+    else:
+        console.print(f"worker {summary['worker_id']}: {summary['jobs']} jobs; removed {len(summary['removed'])}, "
+                      f"suppressed_only {len(summary['suppressed_only'])}, failed {len(summary['failed'])}, "
+                      f"reclaimed {len(summary['reclaimed'])}; versions {summary['versions'] or '-'}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,6 +47,20 @@ def directory_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def resolve_model_path(path: str | Path) -> Path:
+    """The file or directory a version's path names: the path itself, or a packaged model's file
+    (a version of `smollm2-135m-instruct` keeps that name as its path, as `obliviate forget` takes it)."""
+    p = Path(path).expanduser()
+    if p.exists():
+        return p
+    from obliviate.models.load import SMOLLM2, smollm2_path  # imports torch: only for a packaged name
+
+    if str(path).lower() == SMOLLM2:
+        return smollm2_path()
+    raise ObliviateError(f"model path {path} not found; give a Hugging Face model directory, a .gguf file, an "
+                         f"exact-unlearning store or the packaged name {SMOLLM2!r}")
+
+
 def current_model_version(session: Session) -> ModelVersion | None:
     """The newest registered version (the one to serve and to unlearn from next), or None."""
     return session.scalar(select(ModelVersion).order_by(ModelVersion.id.desc()).limit(1))
@@ -56,14 +70,18 @@ def list_model_versions(session: Session) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
 
 
-def register_model_version(session: Session, *, path: str | Path, weights_sha256: str, actor: str,
+def register_model_version(session: Session, *, path: str | Path | Callable[[int], str | Path], weights_sha256: str,
+                           actor: str,
                            parent_id: int | None | Literal["current"] = "current",
-                           request_ids: list[int] | tuple[int, ...] = (), evidence_path: str | Path | None = None,
+                           request_ids: list[int] | tuple[int, ...] = (),
+                           evidence_path: str | Path | Callable[[int], str | Path] | None = None,
                            details: dict | None = None) -> ModelVersion:
     """Record a new model version (parent: the current version unless given; None for a base model).
 
     weights_sha256: 64 hex digits (`directory_sha256` of the written directory). request_ids: the
     requests it satisfies (they must exist). details: JSON facts such as method or store kind.
+    path may be a function of the new version's id (the worker names a version `v<id>`); it is called
+    once the row has its id, before the event that records the path is appended.
     """
     if not _SHA256.match(weights_sha256 or ""):
         raise ObliviateError(f"weights_sha256 {weights_sha256!r} is not a sha256 (64 lower-case hex digits); "
@@ -78,12 +96,15 @@ def register_model_version(session: Session, *, path: str | Path, weights_sha256
     known = set(session.scalars(select(Request.id).where(Request.id.in_(ids)))) if ids else set()
     if set(ids) - known:
         raise ObliviateError(f"requests {sorted(set(ids) - known)} are not in the ledger; give existing request ids")
-    version = ModelVersion(parent_id=parent_id, path=os.fspath(path), weights_sha256=weights_sha256,
-                           created_at=utcnow(), request_ids=ids,
-                           evidence_path=os.fspath(evidence_path) if evidence_path is not None else None,
-                           details=details or {})
+    version = ModelVersion(parent_id=parent_id, path="" if callable(path) else os.fspath(path),
+                           weights_sha256=weights_sha256, created_at=utcnow(), request_ids=ids, details=details or {})
     session.add(version)
     session.flush()
+    if callable(path):
+        version.path = os.fspath(path(version.id))
+    if callable(evidence_path):
+        evidence_path = evidence_path(version.id)
+    version.evidence_path = os.fspath(evidence_path) if evidence_path is not None else None
     append_event(session, "model_version", actor=actor, details={
         "id": version.id, "parent_id": parent_id, "path": version.path, "weights_sha256": weights_sha256,
         "request_ids": ids, "evidence_path": version.evidence_path, **({"details": details} if details else {})})

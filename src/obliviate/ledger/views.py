@@ -47,7 +47,8 @@ def summary(request: Request) -> dict:
             "max_attempts": request.max_attempts, "idempotency_key": request.idempotency_key,
             "keep_filter_after_removal": keeps_filter(request),
             "keep_filter_policy": request.keep_filter_after_removal, "model_version_id": request.model_version_id,
-            "last_error": request.last_error, "payload": payload_state(request), "purged_at": _iso(request.purged_at)}
+            "last_error": request.last_error, "payload": payload_state(request), "purged_at": _iso(request.purged_at),
+            "claimed_by": request.claimed_by, "claimed_at": _iso(request.claimed_at)}
 
 
 def event_dict(ev: Event) -> dict:
