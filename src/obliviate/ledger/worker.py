@@ -19,7 +19,7 @@ One job, start to end (claim and queue logic in `claim.py`, directories in `publ
    purged by `transition`); any other verdict -> suppressed_only with the deciding evidence as the
    reason, the evidence kept under versions_dir/evidence/, the current version unchanged; an
    exception -> failed with the error, then back to queued while attempts < max_attempts.
-   SISA / S3T store: delete through the store's lineage (`exact.py`), removed with the lineage
+   SISA / S3T store: delete through the store's lineage (`exact_job.py`), removed with the lineage
    proof, a new store version; S3T's retraining is queued (`retrain_queued` event) and run by the
    worker in the background when it is idle, registered as a further version if the store is still
    the current one by then.
@@ -38,13 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from obliviate.errors import ObliviateError
-from obliviate.ledger.audit import append_event
 from obliviate.ledger.claim import (Heartbeat, ModelLock, claim_batch, lock_claimed, reclaim_stale,
                                     seconds_until_ready, worker_identity)
 from obliviate.ledger.db import Ledger
 from obliviate.ledger.exact import is_exact_store
-from obliviate.ledger.lifecycle import Status
-from obliviate.ledger.lifecycle import transition as move
+from obliviate.ledger.exact_job import exact_job, start_retrain
+from obliviate.ledger.lifecycle import Status, transition
 from obliviate.ledger.models import ModelVersion
 from obliviate.ledger.publish import clean_versions_dir, discard, keep_evidence, new_job_dir, publish
 from obliviate.ledger.versions import current_model_version, directory_sha256, resolve_model_path
@@ -56,7 +55,7 @@ NO_VERSION = ("the ledger {url} has no model version to unlearn from; register t
               "obliviate models add PATH --db {url}")
 
 
-def _message(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"[:500]
 
@@ -74,8 +73,8 @@ class Worker:
         self.summary: dict = {"worker_id": worker_id, "jobs": 0, "removed": [], "suppressed_only": [], "failed": [],
                               "retried": [], "reclaimed": [], "versions": [], "retrained": []}
         self._verified: set[int] = set()
-        self._retrainer: threading.Thread | None = None
-        self._retrain_skip: set[int] = set()
+        self.retrainer: threading.Thread | None = None
+        self.retrain_skip: set[int] = set()
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, once: bool, batch_window_s: float, poll_s: float) -> dict:
@@ -91,7 +90,7 @@ class Worker:
                     wait = seconds_until_ready(s, 0.0 if once else batch_window_s)
                 if wait is None:  # nothing queued: the time for background retraining
                     if self.retrain:
-                        self._start_retrain(background=not once)
+                        start_retrain(self, background=not once)
                     if once:
                         break
                     self.stop.wait(poll_s)
@@ -106,8 +105,8 @@ class Worker:
                 finally:
                     lock.release()
         finally:
-            if self._retrainer is not None:
-                self._retrainer.join()
+            if self.retrainer is not None:
+                self.retrainer.join()
         return self.summary
 
     def _reclaim(self) -> None:
@@ -150,7 +149,7 @@ class Worker:
         try:
             with Heartbeat(self.ledger, self.me, max(1.0, self.lease_s / 4)):
                 if exact:
-                    self._exact_job(current, ids, job_dir)
+                    exact_job(self, current, ids, job_dir)
                 else:
                     self._forget_job(current, ids, kind, job_dir)
         finally:
@@ -166,11 +165,11 @@ class Worker:
                 request_file = write_batch_request(lock_claimed(s, self.me, ids), job_dir / "request")
             evidence = run_forget(current.path, request_file, self.method, out, self.cfg, self.launch)
         except Exception as err:  # noqa: BLE001 - any error of the job is recorded on its requests
-            return self._fail(ids, err)
+            return self.fail(ids, err)
         verdict = evidence["after"]["verdict"]
         with self.ledger.begin() as s:
             for r in lock_claimed(s, self.me, ids):
-                move(s, r, Status.verifying, actor=self.me, details={"verdict": verdict, "method": self.method})
+                transition(s, r, Status.verifying, actor=self.me, details={"verdict": verdict, "method": self.method})
         if verdict == "removed":
             return self._publish_removed(current, ids, kind, out, evidence)
         from obliviate.table import deciding_text
@@ -180,7 +179,7 @@ class Worker:
         with self.ledger.begin() as s:
             rows = lock_claimed(s, self.me, ids)
             for r in rows:
-                move(s, r, Status.suppressed_only, actor=self.me, error=reason, evidence=evidence,
+                transition(s, r, Status.suppressed_only, actor=self.me, error=reason, evidence=evidence,
                      details={"verdict": verdict, "evidence_path": str(kept) if kept else None,
                               "model_version_id": current.id})
         self.summary["suppressed_only"] += [r.id for r in rows]
@@ -199,146 +198,32 @@ class Worker:
                                            "from_version": current.id})
                 path = version.path
                 for r in rows:
-                    move(s, r, Status.removed, actor=self.me, evidence=evidence, model_version_id=version.id,
+                    transition(s, r, Status.removed, actor=self.me, evidence=evidence, model_version_id=version.id,
                          details={"evidence_path": version.evidence_path})
         except BaseException as err:
             if path is not None:
                 discard(path)  # renamed, but its row was never committed
             if isinstance(err, Exception):
-                return self._fail(ids, err)
+                return self.fail(ids, err)
             raise
         self.summary["removed"] += [r.id for r in rows]
         self.summary["versions"].append(version.id)
         self.log(f"requests {[r.id for r in rows]}: removed; model version {version.id} at {version.path}")
 
-    def _fail(self, ids: list[int], err: Exception) -> None:
-        message = _message(err)
+    def fail(self, ids: list[int], err: Exception) -> None:
+        message = error_line(err)
         with self.ledger.begin() as s:
             rows = lock_claimed(s, self.me, ids)
             for r in rows:
-                move(s, r, Status.failed, actor=self.me, error=message)
+                transition(s, r, Status.failed, actor=self.me, error=message)
                 if r.attempts < r.max_attempts:
-                    move(s, r, Status.queued, actor=self.me, details={"retry": f"attempt {r.attempts + 1} of "
+                    transition(s, r, Status.queued, actor=self.me, details={"retry": f"attempt {r.attempts + 1} of "
                                                                                f"{r.max_attempts} next"})
         failed = [r.id for r in rows if r.status == Status.failed.value]
         self.summary["failed"] += failed
         self.summary["retried"] += [r.id for r in rows if r.id not in failed]
         self.log(f"requests {[r.id for r in rows]}: failed ({message})"
                  + (f"; {len(rows) - len(failed)} queued again" if len(rows) > len(failed) else ""))
-
-    # --- exact stores --------------------------------------------------------------------------
-    def _exact_job(self, current: ModelVersion, ids: list[int], job_dir: Path) -> None:
-        from obliviate.ledger.exact import delete_requests
-        from obliviate.ledger.store import request_data
-
-        staged, path = job_dir / "store", None
-        try:
-            with self.ledger.begin() as s:
-                data = {r.id: request_data(r) for r in lock_claimed(s, self.me, ids)}
-            shutil.copytree(resolve_model_path(current.path), staged)
-            result = delete_requests(staged, data)
-            if result.deleted:
-                import json
-
-                (staged / "deletion.json").write_text(json.dumps(
-                    {"from_version": current.id, "store": result.kind, "report": result.report,
-                     "requests": {str(k): v for k, v in result.proofs.items()}}, indent=1) + "\n")
-            with self.ledger.begin() as s:
-                rows = lock_claimed(s, self.me, ids)
-                removed = [r for r in rows if result.outcome.get(r.id) == "removed"]
-                version = None
-                if result.deleted:
-                    version = publish(s, staged, self.versions_dir, actor=self.me,
-                                      request_ids=[r.id for r in removed], evidence_name="deletion.json",
-                                      parent_id=current.id,
-                                      details={"store": result.kind, "exact": True, "from_version": current.id,
-                                               "items_deleted": result.deleted, "retrain_queued": result.queue,
-                                               "lineage_sha256": result.lineage_sha256})
-                    path = version.path
-                for r in rows:
-                    proof = result.proofs[r.id]
-                    if r in removed:
-                        figures = {k: v for k, v in proof.items() if isinstance(v, int)}
-                        move(s, r, Status.removed, actor=self.me,
-                             model_version_id=version.id if version else current.id,
-                             evidence={"verdict": "removed", "method": result.kind, "kind": r.kind,
-                                       "lineage": figures},
-                             details={"lineage": proof, "evidence_path": version.evidence_path if version else None})
-                    else:
-                        move(s, r, Status.verifying, actor=self.me, details={"lineage": proof})
-                        move(s, r, Status.suppressed_only, actor=self.me, error=result.reasons[r.id],
-                             details={"lineage": proof, "model_version_id": current.id})
-                if version is not None and result.queue:
-                    append_event(s, "retrain_queued", actor=self.me, details={
-                        "model_version_id": version.id, "store": result.kind, "queue": result.queue})
-        except BaseException as err:
-            if path is not None:
-                discard(path)
-            if isinstance(err, Exception):
-                return self._fail(ids, err)
-            raise
-        self.summary["removed"] += [r.id for r in removed]
-        self.summary["suppressed_only"] += [r.id for r in rows if r not in removed]
-        if version is not None:
-            self.summary["versions"].append(version.id)
-        self.log(f"requests {[r.id for r in removed]}: removed by exact deletion ({result.deleted} items)"
-                 + (f"; model version {version.id}" if version else "")
-                 + (f"; retraining of {len(result.queue)} block stacks queued" if result.queue else ""))
-
-    def _start_retrain(self, background: bool) -> None:
-        """Retrain the current S3T store's deactivated blocks, if it has any (in a thread unless `once`)."""
-        from obliviate.ledger.exact import pending_retrain
-
-        if self._retrainer is not None and self._retrainer.is_alive():
-            return
-        with self.ledger.begin() as s:
-            current = current_model_version(s)
-        if current is None or current.id in self._retrain_skip:
-            return
-        path = resolve_model_path(current.path)
-        if not is_exact_store(path) or not pending_retrain(path):
-            return
-        if not background:
-            return self._retrain(current.id, path)
-        self._retrainer = threading.Thread(target=self._retrain, args=(current.id, path), daemon=True,
-                                           name="obliviate-retrain")
-        self._retrainer.start()
-
-    def _retrain(self, base_id: int, path: Path) -> None:
-        from obliviate.ledger.exact import retrain
-
-        once = ModelLock(self.ledger, "retrain")
-        if not once.try_acquire():  # another worker is retraining
-            return
-        job_dir = new_job_dir(self.versions_dir, self.me, role="retrain")
-        try:
-            self.log(f"retraining the deactivated blocks of model version {base_id}")
-            report = retrain(path, job_dir / "store")
-            lock = ModelLock(self.ledger)
-            if not lock.acquire(self.stop):
-                return
-            try:
-                with self.ledger.begin() as s:
-                    current = current_model_version(s)
-                    if current is None or current.id != base_id:  # a deletion came first: retrain that one
-                        self.log(f"retraining of version {base_id} dropped: version {current.id} is newer")
-                        return
-                    version = publish(s, job_dir / "store", self.versions_dir, actor=self.me, request_ids=[],
-                                      evidence_name=None, parent_id=base_id,
-                                      details={"exact": True, "retrained_from": base_id, "drain": report})
-                    append_event(s, "retrained", actor=self.me, details={
-                        "model_version_id": version.id, "from_version": base_id, **report})
-            finally:
-                lock.release()
-            self.summary["retrained"].append(version.id)
-            self.log(f"retrained: model version {version.id} ({report.get('steps')} steps)")
-        except Exception as err:  # noqa: BLE001 - stays queued in the store; not tried again by this worker
-            self._retrain_skip.add(base_id)
-            self.log(f"retraining of version {base_id} failed: {_message(err)}")
-        finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            once.release()
-
 
 def run_worker(ledger: Ledger, *, once: bool, batch_window_s: float, method: str, cfg: "RunConfig",
                versions_dir: str | Path, worker_id: str | None = None, batch_size: int = 10,
