@@ -29,7 +29,7 @@ from obliviate.data import build_benchmark
 from obliviate.errors import ObliviateError
 from obliviate.ledger import (Event, ModelVersion, Request, current_model_version, directory_sha256,
                               list_model_versions, open_ledger, protected_facts, show, submit, verify_chain)
-from obliviate.ledger.claim import claim_batch, claimer_alive, reclaim_stale, worker_identity
+from obliviate.ledger.claim import claim_batch, claimer_alive, heartbeat, reclaim_stale, worker_identity
 from obliviate.ledger.models import utcnow
 from obliviate.ledger.worker import run_worker
 from obliviate.methods.exact import S3TConfig, S3TStore
@@ -205,6 +205,8 @@ def test_one_request_end_to_end_removed_with_a_checksummed_version(micro, db_url
         assert version.weights_sha256 == directory_sha256(version.path) and version.request_ids == [rid]
         evidence = json.loads(Path(version.evidence_path).read_text())
         assert evidence["verdict"] == "removed" and evidence["method"] == METHOD
+        for name in ("evidence.json", "evidence.html"):  # the version's evidence names nobody it forgot
+            assert forget[0]["person"] not in (Path(version.path) / name).read_text()
         assert request.evidence["after"]["verdict"] == "removed"
         assert [e.type for e in events_of(s, rid)] == ["received", "suppressed", "queued", "unlearning", "verifying",
                                                        "removed"]
@@ -306,8 +308,11 @@ def test_reclaim_by_lease_and_by_dead_pid_and_spent_attempts(micro, db_url, tmp_
             claimed[1].claimed_by = dead_id                      # its process is gone
             claimed[2].claimed_by = "elsewhere:12:34"            # silent for 20 minutes
             claimed[2].claimed_at = utcnow().replace(year=2000)
-            claimed[3].claimed_by = "elsewhere:56:78"            # renewed just now: left alone
+            claimed[3].claimed_by = "elsewhere:56:78"            # silent as long, but its heartbeat renews it
+            claimed[3].claimed_at = utcnow().replace(year=2000)
             claimed[4].claimed_by, claimed[4].attempts = dead_id, 2   # its last attempt
+        with ledger.begin() as s:
+            assert heartbeat(s, "elsewhere:56:78") == 1
         with ledger.begin() as s:
             done = {r["id"]: r for r in reclaim_stale(s, worker_identity(), lease_s=600)}
         assert sorted(done) == [1, 2, 4] and done[1]["to"] == done[2]["to"] == "queued" and done[4]["to"] == "failed"

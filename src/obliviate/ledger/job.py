@@ -188,6 +188,20 @@ def run_forget(model: str, request: Path, method: str, out: Path, cfg: "RunConfi
     return forget(model, request, method, out, cfg)
 
 
+def scrub_evidence(out: Path) -> None:
+    """Drop the text `forget` puts in evidence.json (each test's example prompt names a forget subject):
+    the version directory outlives the request's payload, so it keeps only the figures."""
+    path = out / "evidence.json"
+    if not path.is_file():
+        return
+    evidence = json.loads(path.read_text())
+    for stage in ("before", "after"):
+        for test in ((evidence.get(stage) or {}).get("evidence") or {}).values():
+            if isinstance(test, dict) and isinstance(test.get("details"), dict):
+                test["details"] = {k: v for k, v in test["details"].items() if not isinstance(v, str)}
+    path.write_text(json.dumps(evidence, indent=1, default=float) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point under `accelerate launch`: every process unlearns, only the main one writes `--out`."""
     parser = argparse.ArgumentParser(prog="python -m obliviate.ledger.job")

@@ -157,13 +157,14 @@ class Worker:
 
     # --- weight-space jobs ---------------------------------------------------------------------
     def _forget_job(self, current: ModelVersion, ids: list[int], kind: str, job_dir: Path) -> None:
-        from obliviate.ledger.job import run_forget, write_batch_request
+        from obliviate.ledger.job import run_forget, scrub_evidence, write_batch_request
 
         out = job_dir / "model"
         try:
             with self.ledger.begin() as s:
                 request_file = write_batch_request(lock_claimed(s, self.me, ids), job_dir / "request")
             evidence = run_forget(current.path, request_file, self.method, out, self.cfg, self.launch)
+            scrub_evidence(out)
         except Exception as err:  # noqa: BLE001 - any error of the job is recorded on its requests
             return self.fail(ids, err)
         verdict = evidence["after"]["verdict"]
