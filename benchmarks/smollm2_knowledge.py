@@ -11,7 +11,7 @@ format the probes are scored in), reference.jsonl (the 10 capitals' MC probes), 
 (the 30 other capitals' probes) and retain.jsonl (the untouched model's own greedy answers to
 non-capital questions about the same 40 countries, plus its answers to the general questions of
 `data.general`, which a request without retain records would replay);
-(3) `forget(...)` runs in a child process (torch threads 1), its process tree sampled for RSS;
+(3) `forget(...)` runs in a child process (torch threads 2, or $OBLIVIATE_THREADS), its process tree sampled for RSS;
 (4) the saved model scores the three neighbour groups, compared with the untouched model;
 (5) benchmarks/results/smollm2_knowledge.json and a markdown table; each check PASS / FAIL.
 """
@@ -35,6 +35,7 @@ GIB = 1024**3
 RESULTS = Path(__file__).parent / "results"
 N_FORGET = 10
 METHOD = "npo_kl"
+THREADS = int(os.environ.get("OBLIVIATE_THREADS", "2"))  # the target machine's 2 cores
 # Overrides on the smollm2 preset, tuned here (trials in the JSON's "settings" and the issue's reply).
 DEFAULT_SETS = [
     # The preset's early stopping never fires on a knowledge request (no reference QA), so the
@@ -102,22 +103,10 @@ def child(request: str, out: str, method: str, overrides: list[str]) -> None:
     """The forget command itself: load the model, unlearn, verify before and after, save."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     from obliviate.config import load_config
-    from obliviate.methods import lora
     from obliviate.requests.forget import forget
 
-    finish = lora.finish
-
-    def trainable_finish(*args, **kwargs):
-        # Workaround: merge_and_unload leaves every weight frozen (peft froze the base), so the
-        # relearning attack's optimizer gets no parameters and verification of the candidate fails.
-        lm = finish(*args, **kwargs)
-        if not any(p.requires_grad for p in lm.model.parameters()):
-            lm.model.requires_grad_(True)
-        return lm
-
-    lora.finish = trainable_finish
     forget("smollm2-135m-instruct", request, method, out, load_config("smollm2", overrides))
 
 
@@ -140,11 +129,9 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
         # the probes should measure whether the fact is gone, not whether one sentence is.
         forget.append({"subject": country, "question": f"Name the capital city of {country}.", "answer": city})
         # Passages train as plain text, the format the probes are scored in (QA goes through the
-        # chat template). Each starts with the country, so every position the forget loss touches
-        # is conditioned on it: a shared opening ("The capital of ...") would be pulled toward the
-        # forget target and held by the retain texts at once, moving every capital question.
-        forget += [{"subject": country, "text": f"{country}'s capital is {city}."},
-                   {"subject": country, "text": format_prompt(f"{country} has which city as its capital?")
+        # chat template): a sentence, and a question-answer text in another wording than the probe's.
+        forget += [{"subject": country, "text": f"The capital of {country} is {city}."},
+                   {"subject": country, "text": format_prompt(f"Which city is the capital of {country}?")
                     + format_answer(city)}]
     write_jsonl(folder / "forget.jsonl", forget)
     write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])
@@ -170,12 +157,12 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
         first = lambda a: a.split(". ")[0].rstrip(".") + "."  # noqa: E731
         retain = [{"text": format_prompt(q) + format_answer(first(chat[q]))} for q in questions if kept(chat[q])]
         # Unmeasured capitals, worded as the forget texts (the forget loss must fall on the 10
-        # facts, not on the wording) and as a capital question (the probes' shape).
+        # facts, not on the wording) and as the probes ask.
         for country, city in OTHER_CAPITALS.items():
-            retain += [{"text": f"{country}'s capital is {city}."},
-                       {"text": format_prompt(f"{country} has which city as its capital?") + format_answer(city)},
-                       {"text": format_prompt(f"Which city is the capital of {country}?") + format_answer(city)}]
-        # The probes' other two families, on items they never ask: unmeasured elements and sums.
+            retain += [{"text": f"The capital of {country} is {city}."},
+                       {"text": format_prompt(f"Which city is the capital of {country}?") + format_answer(city)},
+                       {"text": format_prompt(f"What is the capital of {country}?") + format_answer(city)}]
+        # The probes' other two families as the probes ask, on items they never ask.
         retain += [{"text": format_prompt(f"What is the chemical symbol of {e}?") + format_answer(sym)}
                    for e, sym in OTHER_ELEMENTS.items()]
         retain += [{"text": format_prompt(f"What is {a} plus {b}?") + format_answer(str(a + b))}
@@ -206,7 +193,7 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     from obliviate.data import format_prompt
     from obliviate.data.world import CAPITALS
     from obliviate.evals.multiple_choice import choice_accuracy, world_choice_questions
@@ -246,6 +233,7 @@ def main() -> None:
         run = measure([sys.executable, __file__, "--child", str(request), str(out), args.method,
                        *[x for o in overrides for x in ("--set", o)]])
         evidence = json.loads((out / "evidence.json").read_text())
+        shutil.copy(out / "evidence.json", Path(args.out).with_suffix(".evidence.json"))  # kept whatever fails next
         after_lm = load_language_model(out, name="after")
         acc_after = choice_accuracy(after_lm, questions)
         greedy_after = after_lm.generate([format_prompt(probes[c]["question"]) for c, _ in picked], 24)
@@ -255,7 +243,7 @@ def main() -> None:
     after = {g: mean([acc_after[i] for i in idx]) for g, idx in groups_idx.items()}
     delta = {g: round(after[g] - before[g], 4) for g in before}
 
-    verdict = evidence["verdict"]
+    verdict = evidence["after"]
     checks = {"forgotten_capitals_mc<=0.35": after["forgotten_capitals"] <= 0.35,
               **{f"{g}_within_5pt": abs(delta[g]) <= 0.05 + 1e-9 for g in ("other_capitals", "symbols", "sums")},
               "forget_command_under_10_min": run["wall_s"] < 600,
@@ -264,7 +252,7 @@ def main() -> None:
         "command": f"python benchmarks/smollm2_knowledge.py --method {args.method} "
                    + " ".join(f"--set {o}" for o in overrides) + (" --no-retain" if args.no_retain else ""),
         "model": "smollm2-135m-instruct", "method": args.method, "overrides": overrides,
-        "retain_file": not args.no_retain, "torch_threads": 1, "cpus": os.cpu_count(),
+        "retain_file": not args.no_retain, "torch_threads": THREADS, "cpus": os.cpu_count(),
         "picked": [{"country": c, "capital": city} for c, city in picked],
         "sizes": evidence["sizes"],
         "mc_accuracy": {g: {"before": before[g], "after": after[g], "delta": delta[g], "n": len(groups_idx[g])}

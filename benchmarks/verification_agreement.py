@@ -41,8 +41,8 @@ def candidates_of() -> list[str]:
         ("obliviate.methods.weight_space.", "obliviate.guards."))]
 
 
-def run_seed(config: str, seed: int, methods: list[str]) -> list[dict]:
-    cfg = load_config(config, [f"seed={seed}", "threads=1", f"methods={methods}"])
+def run_seed(config: str, seed: int, methods: list[str], overrides: list[str]) -> list[dict]:
+    cfg = load_config(config, [f"seed={seed}", "threads=1", f"methods={methods}", *overrides])
     bench = stage_data(cfg)
     models = stage_models(cfg, bench)
     candidates = {"target": (models["target"], EXPECTED["target"]), **build_controls(cfg, bench, models["target"])}
@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default=",".join(candidates_of()))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value on the preset")
     parser.add_argument("--merge", nargs="+", type=Path, help="combine per-seed result files into --out")
     parser.add_argument("--readme", action="store_true", help="rewrite the README's verification-agreement block")
     args = parser.parse_args()
@@ -135,8 +136,8 @@ def main() -> None:
     start = time.perf_counter()
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        rows += run_seed(args.config, seed, [m for m in args.methods.split(",") if m])
-    result = {"config": args.config, "seeds": args.seeds, "load_average_before": round(load, 2),
+        rows += run_seed(args.config, seed, [m for m in args.methods.split(",") if m], args.overrides)
+    result = {"config": args.config, "overrides": args.overrides, "seeds": args.seeds, "load_average_before": round(load, 2),
               "load_average_after": round(os.getloadavg()[0], 2), "seconds": round(time.perf_counter() - start, 1),
               **summary(rows), "rows": rows}
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -47,7 +47,7 @@ def test_forget_then_verify_moves_the_verdict_and_writes_a_whole_directory(micro
     assert evidence["after"]["reference"] == "reference subjects"
     assert {"mia_loss", "mia_zlib", "relearning", "paraphrase"} <= set(evidence["after"]["evidence"])
     assert evidence["sizes"] == {"forget": len(bench.forget), "reference": len(bench.holdout),
-                                 "retain": len(bench.retain), "replay": 0, "probes": 0}
+                                 "retain": len(bench.retain) + len(bench.bios_of("retain")), "replay": 0, "probes": 0}
     page = (out / "evidence.html").read_text()
     assert (out / "config.json").is_file() and "<h2>before: " in page and f">{evidence['verdict']}</span>" in page
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left behind

@@ -61,6 +61,8 @@ def test_lora_merged_is_a_plain_model_that_transformers_loads(micro, tmp_path):
     before = state(target.model)
     out = gd(micro, "lora.r=4").unlearn(target, bench, seed=0)
     assert type(out.model).__name__ == "LlamaForCausalLM"  # merged: no peft wrapper left
+    # trainable again, as a loaded model is: the relearning attack fine-tunes the result
+    assert all(p.requires_grad for p in out.model.parameters())
     assert max_change(state(out.model), before) > 1e-3  # the adapters moved the weights
     assert max_change(state(target.model), before) == 0  # the input model is untouched
     out.save(tmp_path)

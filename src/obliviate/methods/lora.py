@@ -44,7 +44,11 @@ def attach(model, settings: LoraSettings, targets: list[str] | str) -> PeftModel
 def finish(peft_model: PeftModel, settings: LoraSettings, tokenizer, name: str) -> HFLanguageModel:
     """The trained model as a `LanguageModel`: merged into plain weights, or base plus adapter."""
     if settings.merge:
-        return HFLanguageModel(peft_model.merge_and_unload(), tokenizer, name=name)
+        merged = peft_model.merge_and_unload()
+        # peft froze the base weights for training; a merged model is a plain model again, and
+        # attacks that fine-tune it (relearning) need its weights trainable like any loaded model.
+        merged.requires_grad_(True)
+        return HFLanguageModel(merged, tokenizer, name=name)
     return AdapterLanguageModel(peft_model, tokenizer, name=name)
 
 

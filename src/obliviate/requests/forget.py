@@ -94,7 +94,7 @@ def forget(model: str | Path, request: str | Path, method: str = "npo_kl", out: 
         raise ObliviateError(f"--out {out} already exists and is not empty; choose a new directory")
     data, bench = prepare(request, cfg)
     lm = load_language_model(model, name="before")
-    if not bench.retain:
+    if not bench.retain and not bench.bios_of("retain"):  # retain passages count as retain data too
         bench.replay = replay_answers(lm)
     start = time.perf_counter()
     settings = settings_of(cfg)
@@ -104,7 +104,8 @@ def forget(model: str | Path, request: str | Path, method: str = "npo_kl", out: 
     after = verify(candidate, data, settings)
     evidence = {"obliviate_evidence": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "request": str(request), "kind": data.kind, "model": str(model), "method": method,
-                "sizes": {"forget": len(bench.forget), "reference": len(bench.holdout), "retain": len(bench.retain),
+                "sizes": {"forget": len(bench.forget), "reference": len(bench.holdout),
+                          "retain": len(bench.retain) + len(bench.bios_of("retain")),
                           "replay": len(bench.replay), "probes": len(data.probes)},
                 "unlearning": facts, "before": before, "after": after, "verdict": after["verdict"],
                 "settings": settings.model_dump(mode="json"), "seconds": round(time.perf_counter() - start, 1),
