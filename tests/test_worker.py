@@ -399,6 +399,30 @@ def test_exact_deletion_on_an_s3t_store_is_removed_within_5s_and_queues_retraini
     assert record.state["queue"] and Lineage.load(Path(retrained.path) / "lineage.json").state["queue"] == []
 
 
+def test_requests_arriving_within_the_batch_window_share_one_job(micro, s3t_store, tmp_path):
+    bench, _, _ = micro
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    add_model(db, s3t_store)
+    files = [data_request(tmp_path / f"r{i}", bench, person(bench, "retain", 6 + i)) for i in range(4)]
+    with open_ledger(db) as ledger:
+        worker = BackgroundWorker(ledger, tmp_path / "versions", batch_window_s=1.5, batch_size=3, retrain=False)
+        try:
+            for f in files:  # four arrivals 0.2 s apart, inside one window
+                with ledger.begin() as s:
+                    submit(s, f, actor="test")
+                time.sleep(0.2)
+            wait_for(lambda: all(status_of(ledger, i) == "removed" for i in range(1, 5)), 30, "4 removed")
+        finally:
+            summary = worker.close()
+        assert summary["jobs"] == 2  # the window gathered all four; the batch size cut them 3 + 1
+        with ledger.begin() as s:
+            batches = {tuple(e.details["batch"]) for e in s.scalars(sa.select(Event).where(Event.type == "unlearning"))}
+            assert batches == {(1, 2, 3), (4,)}
+            first = min(r.received_at for r in s.scalars(sa.select(Request)))
+            claimed = min(e.at for e in s.scalars(sa.select(Event).where(Event.type == "unlearning")))
+            assert (claimed - first).total_seconds() >= 1.5  # not claimed before the oldest was a window old
+
+
 def test_knowledge_keeps_its_guard_after_removal_and_data_drops_it(micro, s3t_store, tmp_path):
     bench, _, _ = micro
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
