@@ -536,6 +536,7 @@ def test_kill_9_while_unlearning_leaves_the_request_claimable_with_attempts_2(mi
     assert cli("ledger", "verify", "--db", db_url).exit_code == 0
 
 
+@pytest.mark.slow  # a third worker process (~15 s); the default suite stops workers with SIGTERM when idle
 def test_sigterm_during_a_job_finishes_it_and_stops_before_the_next(micro, tmp_path):
     bench, _, model_dir = micro
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
@@ -546,7 +547,7 @@ def test_sigterm_during_a_job_finishes_it_and_stops_before_the_next(micro, tmp_p
                 submit(s, data_request(tmp_path / f"r{i}", bench, person(bench, "forget", i)), actor="test")
         proc, log = start_worker(tmp_path, "stopping", "--db", db, "--batch-window", "0", "--batch-size", "1",
                                  "--versions-dir", tmp_path / "versions", "--config", "micro", "--method", METHOD,
-                                 *sets(f"method_args.{METHOD}.steps=150", f"method_args.{METHOD}.lr=1e-8"))
+                                 *sets(f"method_args.{METHOD}.steps=60", f"method_args.{METHOD}.lr=1e-8"))
         try:
             wait_for(lambda: status_of(ledger, 1) == "unlearning", 120, "unlearning", proc, log)
             proc.send_signal(signal.SIGTERM)
