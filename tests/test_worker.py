@@ -27,8 +27,8 @@ from obliviate.cli import app
 from obliviate.config import load_config
 from obliviate.data import build_benchmark
 from obliviate.errors import ObliviateError
-from obliviate.ledger import (Event, ModelVersion, Request, current_model_version, directory_sha256,
-                              list_model_versions, open_ledger, protected_facts, show, submit, verify_chain)
+from obliviate.ledger import (Event, Request, current_model_version, directory_sha256, list_model_versions,
+                              open_ledger, protected_facts, submit, verify_chain)
 from obliviate.ledger.claim import claim_batch, claimer_alive, heartbeat, reclaim_stale, worker_identity
 from obliviate.ledger.models import utcnow
 from obliviate.ledger.worker import run_worker
