@@ -153,3 +153,11 @@ def pg_server():
     finally:
         server.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A ledger URL: a SQLite file in tmp_path, or a fresh schema on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("pg_server").fresh_url()

@@ -24,7 +24,7 @@ from obliviate.ledger.db import VERSION_TABLE, schema_head
 from obliviate.ledger.models import Base
 from obliviate.ledger.purge import digest, ledger_salt
 from obliviate.ledger.store import reject
-from pg_server import pg_server  # noqa: F401 - the session fixture
+from pg_server import db_url, pg_server  # noqa: F401 - the fixtures
 
 # Answers no other table, column or message would contain by chance.
 QA = [{"subject": "Ada Vell", "question": "Where was Ada Vell born?", "answer": "Quillsbury-on-Tarn"},
@@ -67,13 +67,6 @@ def knowledge_request(folder: Path, name: str = "velnor") -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(f"kind: knowledge\nforget: {name}-forget.jsonl\nneighbours: {name}-neighbours.jsonl\n")
     return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return request.getfixturevalue("pg_server").fresh_url()
 
 
 @pytest.fixture

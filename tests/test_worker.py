@@ -36,7 +36,7 @@ from obliviate.methods.exact import S3TConfig, S3TStore
 from obliviate.methods.exact.lineage import Lineage
 from obliviate.models.tiny import build_tiny_model
 from obliviate.models.tokenizer import train_tokenizer
-from pg_server import pg_server  # noqa: F401 - the session fixture
+from pg_server import db_url, pg_server  # noqa: F401 - the fixtures
 from test_ledger import dump, one_line_error, sqlite_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,13 +77,6 @@ def s3t_store(micro, tmp_path_factory):
     S3TStore.create(path, tok, AutoConfig.from_pretrained(model_dir), bench,
                     S3TConfig(shards=2, slices=2, sequences=2, epochs=1, base_epochs=1, lora_r=2), seed=0)
     return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return request.getfixturevalue("pg_server").fresh_url()
 
 
 # --- request files from the benchmark ------------------------------------------------------------
