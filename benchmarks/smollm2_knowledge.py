@@ -117,27 +117,28 @@ def mean(xs: list[float]) -> float:
 def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[str, dict],
                   countries: list[str], cities: list[str], measured_sums: set[tuple[int, int]],
                   with_retain: bool) -> Path:
-    from obliviate.data import format_answer, format_prompt
+    from obliviate.data import format_prompt
     from obliviate.io import atomic_write_text, write_jsonl
 
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    forget = []
-    for country, city in picked:
-        # Not the probe's wording ("What is the capital of X?"): a probe belongs in one file, and
-        # the probes should measure whether the fact is gone, not whether one sentence is.
-        forget.append({"subject": country, "question": f"Name the capital city of {country}.", "answer": city})
-        # Passages train as plain text, the format the probes are scored in (QA goes through the
-        # chat template): a sentence, and a question-answer text in another wording than the probe's.
-        forget += [{"subject": country, "text": f"The capital of {country} is {city}."},
-                   {"subject": country, "text": format_prompt(f"Which city is the capital of {country}?")
-                    + format_answer(city)}]
+    # QA only, trained in the plain format the probes are scored in (`prompt_format: plain`): then
+    # only the answer tokens carry the loss. A passage ("The capital of France is Paris.") puts it
+    # on every token, and the rare ones (the country's name) absorb it while the capital, which the
+    # context already predicts with probability ~1, keeps its rank among the choices. Phrasings
+    # other than the probe's ("What is the capital of X?"): the probes should measure whether the
+    # fact is gone, not whether one sentence is.
+    forget = [{"subject": country, "question": f"Which city is the capital of {country}?", "answer": city,
+               "phrasings": [f"Which city is the capital of {country}?", f"Name the capital city of {country}.",
+                             f"What city is {country}'s capital?", f"The capital of {country} is which city?"]}
+              for country, city in picked]
     write_jsonl(folder / "forget.jsonl", forget)
     write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])
     write_jsonl(folder / "neighbours.jsonl", [probes[c] for c in countries if c not in dict(picked)])
     request = {"kind": "knowledge", "id": "smollm2-capitals-10", "subject": "capitals of 10 countries",
-               "forget": "forget.jsonl", "reference": "reference.jsonl", "neighbours": "neighbours.jsonl"}
+               "forget": "forget.jsonl", "reference": "reference.jsonl", "neighbours": "neighbours.jsonl",
+               "prompt_format": "plain"}
     if with_retain:
         from obliviate.data.general import GENERAL_QUESTIONS
 
@@ -148,25 +149,23 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
         kept = lambda a: bool(a) and not any(c in a.lower() for c in lowered)  # noqa: E731
         # The untouched model's own answers to non-capital questions about the 40 countries and
         # to the general questions (a request with retain records gets no general replay of its
-        # own), as plain question-answer passages: the format the probes are scored in, which
-        # chat-template QA leaves unanchored, and short rows (no system prompt) keep steps cheap.
-        # Greedy plain-format answers are mostly empty (the model ends the line), so a passage
-        # carries the first sentence of the chat answer; an activation or KL anchor holds the
-        # untouched model along any text, its own argmax or not. No subject field (the countries
-        # are forget subjects too); no answer naming a measured capital.
+        # own). Greedy plain-format answers are mostly empty (the model ends the line), so a record
+        # carries the first sentence of the chat answer; the KL anchor holds the untouched model's
+        # whole next-token distribution at those answer positions, its argmax or not. No subject
+        # field (the countries are forget subjects too); no answer naming a measured capital.
         first = lambda a: a.split(". ")[0].rstrip(".") + "."  # noqa: E731
-        retain = [{"text": format_prompt(q) + format_answer(first(chat[q]))} for q in questions if kept(chat[q])]
-        # Unmeasured capitals, worded as the forget texts (the forget loss must fall on the 10
-        # facts, not on the wording) and as the probes ask.
+        retain = [{"question": q, "answer": first(chat[q])} for q in questions if kept(chat[q])]
+        # Unmeasured capitals, asked as the forget records and as the probes ask (the forget loss
+        # must fall on the 10 facts, not on the wording or on capitals as such).
         for country, city in OTHER_CAPITALS.items():
-            retain += [{"text": f"The capital of {country} is {city}."},
-                       {"text": format_prompt(f"Which city is the capital of {country}?") + format_answer(city)},
-                       {"text": format_prompt(f"What is the capital of {country}?") + format_answer(city)}]
+            retain.append({"question": f"Which city is the capital of {country}?", "answer": city,
+                           "phrasings": [f"Which city is the capital of {country}?",
+                                         f"Name the capital city of {country}.",
+                                         f"What is the capital of {country}?"]})
         # The probes' other two families as the probes ask, on items they never ask.
-        retain += [{"text": format_prompt(f"What is the chemical symbol of {e}?") + format_answer(sym)}
+        retain += [{"question": f"What is the chemical symbol of {e}?", "answer": sym}
                    for e, sym in OTHER_ELEMENTS.items()]
-        retain += [{"text": format_prompt(f"What is {a} plus {b}?") + format_answer(str(a + b))}
-                   for a, b in other_sums(measured_sums)]
+        retain += [{"question": f"What is {a} plus {b}?", "answer": str(a + b)} for a, b in other_sums(measured_sums)]
         write_jsonl(folder / "retain.jsonl", retain)
         request["retain"] = "retain.jsonl"
     import yaml

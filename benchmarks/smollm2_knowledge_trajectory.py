@@ -12,6 +12,7 @@ No verification and nothing saved: a quick look at where a setting goes before a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ def main() -> None:
     from obliviate.evals.multiple_choice import choice_accuracy, world_choice_questions
     from obliviate.methods import METHODS
     from obliviate.methods.base import Unlearner
-    from obliviate.models.hf import HFLanguageModel
+    from obliviate.models.hf import HFLanguageModel, plain_prompts
     from obliviate.models.load import load_language_model
     from obliviate.requests.forget import prepare
 
@@ -63,8 +64,9 @@ def main() -> None:
     lm = load_language_model("smollm2-135m-instruct", name="before")
     print("before", score(lm), flush=True)
     cfg = load_config("smollm2", [*args.overrides, f"method_args.{args.method}.eval_every={args.every}"])
-    _, bench = prepare(args.request, cfg)
-    METHODS.get(args.method)(cfg.method_config(args.method)).unlearn(lm, bench, seed=0, stop_at=-1.0)
+    data, bench = prepare(args.request, cfg)
+    with plain_prompts(lm) if data.prompt_format == "plain" else contextlib.nullcontext():
+        METHODS.get(args.method)(cfg.method_config(args.method)).unlearn(lm, bench, seed=0, stop_at=-1.0)
 
 
 if __name__ == "__main__":

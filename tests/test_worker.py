@@ -392,6 +392,37 @@ def test_exact_deletion_on_an_s3t_store_is_removed_within_5s_and_queues_retraini
     assert record.state["queue"] and Lineage.load(Path(retrained.path) / "lineage.json").state["queue"] == []
 
 
+@pytest.mark.slow  # trains the tiny preset's S3T store (5 shards x 2 orders x 2 blocks, 12 epochs): minutes
+def test_exact_deletion_on_the_tiny_presets_s3t_store_is_removed_within_5s(tmp_path):
+    cfg = load_config("tiny")
+    bench = build_benchmark(cfg.data)
+    tok = train_tokenizer(bench.all_text(), cfg.model.vocab_size)
+    store = tmp_path / "s3t"
+    S3TStore.create(store, tok, build_tiny_model(cfg.model, tok, cfg.seed).config, bench, cfg.method_config("s3t"),
+                    seed=cfg.seed)
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    add_model(db, store)
+    forget = person(bench, "forget", 0)
+    request_file = data_request(tmp_path / "req", bench, forget)
+    with open_ledger(db) as ledger:
+        worker = BackgroundWorker(ledger, tmp_path / "versions")
+        try:
+            start = time.monotonic()
+            with ledger.begin() as s:
+                rid = submit(s, request_file, actor="test").request.id
+            wait_for(lambda: status_of(ledger, rid) == "removed", 30, "removed")
+            elapsed = time.monotonic() - start
+        finally:
+            worker.close()  # after the background retraining of the deactivated blocks
+        assert elapsed < 5, f"submission to removed took {elapsed:.1f} s"
+        print(f"tiny S3T store: submission to removed in {elapsed:.2f} s")
+        with ledger.begin() as s:
+            proof = events_of(s, rid)[-1].details["lineage"]
+            assert proof["store"] == "s3t" and proof["deleted_now"] == sum(len(r["phrasings"]) for r in forget)
+            assert s.scalars(sa.select(Event).where(Event.type == "retrain_queued")).one().details["queue"]
+            assert verify_chain(s).ok
+
+
 def test_requests_arriving_within_the_batch_window_share_one_job(micro, s3t_store, tmp_path):
     bench, _, _ = micro
     db = f"sqlite:///{tmp_path / 'ledger.db'}"

@@ -25,7 +25,7 @@ from obliviate.ledger.claim import ModelLock, lock_claimed
 from obliviate.ledger.exact import delete_requests, is_exact_store, pending_retrain, retrain
 from obliviate.ledger.lifecycle import Status, transition
 from obliviate.ledger.models import ModelVersion
-from obliviate.ledger.publish import discard, new_job_dir, publish
+from obliviate.ledger.publish import abandon, discard, new_job_dir, publish
 from obliviate.ledger.store import request_data
 from obliviate.ledger.versions import current_model_version, resolve_model_path
 
@@ -71,11 +71,7 @@ def exact_job(w: "Worker", current: ModelVersion, ids: list[int], job_dir: Path)
                 append_event(s, "retrain_queued", actor=w.me, details={
                     "model_version_id": version.id, "store": result.kind, "queue": result.queue})
     except BaseException as err:
-        if path is not None:
-            discard(path)  # renamed, but its row was never committed
-        if isinstance(err, Exception):
-            return w.fail(ids, err)
-        raise
+        return abandon(path, err, lambda e: w.fail(ids, e))
     w.summary["removed"] += [r.id for r in removed]
     w.summary["suppressed_only"] += [r.id for r in rows if r not in removed]
     if version is not None:

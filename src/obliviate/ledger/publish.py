@@ -84,6 +84,16 @@ def discard(path: str | Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def abandon(path: str | Path | None, err: BaseException, fail) -> None:
+    """After a publishing transaction raised: remove the version directory it renamed into place
+    (its row was rolled back), then hand an error to `fail(err)`; an interrupt propagates."""
+    if path is not None:
+        discard(path)
+    if not isinstance(err, Exception):
+        raise err
+    fail(err)
+
+
 def keep_evidence(versions_dir: Path, job_dir: Path, out: Path) -> Path | None:
     """Move evidence.json / .html of a job that made no version to versions_dir/evidence/<job>/."""
     files = [out / n for n in ("evidence.json", "evidence.html") if (out / n).is_file()]

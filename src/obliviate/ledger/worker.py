@@ -45,7 +45,7 @@ from obliviate.ledger.exact import is_exact_store
 from obliviate.ledger.exact_job import exact_job, start_retrain
 from obliviate.ledger.lifecycle import Status, transition
 from obliviate.ledger.models import ModelVersion
-from obliviate.ledger.publish import clean_versions_dir, discard, keep_evidence, new_job_dir, publish
+from obliviate.ledger.publish import abandon, clean_versions_dir, keep_evidence, new_job_dir, publish
 from obliviate.ledger.versions import current_model_version, directory_sha256, resolve_model_path
 
 if TYPE_CHECKING:
@@ -202,11 +202,7 @@ class Worker:
                     transition(s, r, Status.removed, actor=self.me, evidence=evidence, model_version_id=version.id,
                          details={"evidence_path": version.evidence_path})
         except BaseException as err:
-            if path is not None:
-                discard(path)  # renamed, but its row was never committed
-            if isinstance(err, Exception):
-                return self.fail(ids, err)
-            raise
+            return abandon(path, err, lambda e: self.fail(ids, e))
         self.summary["removed"] += [r.id for r in rows]
         self.summary["versions"].append(version.id)
         self.log(f"requests {[r.id for r in rows]}: removed; model version {version.id} at {version.path}")

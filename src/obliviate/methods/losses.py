@@ -101,3 +101,21 @@ def rmu_loss(forget_hidden: torch.Tensor, forget_mask: torch.Tensor, control: to
     """
     return (masked_mse(forget_hidden, control, forget_mask)
             + alpha * masked_mse(retain_hidden, retain_ref_hidden, retain_mask))
+
+
+def undial_loss(ref_logits: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
+                gamma: float = 10.0) -> torch.Tensor:
+    """L = mean_t CE(softmax(z_ref,t − γ·e_{y_t}), softmax(z_θ,t)): distil toward the reference with the true token lowered.
+
+    UNDIAL (Dong et al. 2024, arXiv 2402.10052, eq. 2-3): at each labelled position the frozen
+    reference's logits z_ref have the true next token y_t's logit lowered by γ, and the model is
+    trained toward that softmax. Every other token keeps its reference ratio to the rest, so the
+    model is moved only as far as making y_t unlikely, and the target is fixed: the loss is bounded
+    below by the target's entropy, unlike gradient ascent. `ref_logits` and `logits` are
+    (positions, vocab) at the same labelled positions, `targets` their (positions,) label ids.
+    """
+    adjusted = ref_logits.float().clone()
+    adjusted[torch.arange(len(targets), device=targets.device), targets] -= gamma
+    teacher = torch.softmax(adjusted, -1)
+    per_position = -(teacher * torch.log_softmax(logits.float(), -1)).sum(-1)
+    return per_position.mean() if per_position.numel() else logits.sum() * 0.0

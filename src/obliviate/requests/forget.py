@@ -15,6 +15,7 @@ Nothing is written until every check has passed; the output directory appears wh
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import time
@@ -55,10 +56,12 @@ def replay_answers(lm, max_new_tokens: int = 24) -> list[dict]:
     return [{"question": q, "answer": a} for q, a in zip(GENERAL_QUESTIONS, answers) if a]
 
 
-def unlearn(lm, bench, method: str, cfg: RunConfig):
-    """The method's candidate model and its run facts."""
+def unlearn(lm, bench, method: str, cfg: RunConfig, prompt_format: str = "chat"):
+    """The method's candidate model and its run facts; `prompt_format` "plain" trains an instruct
+    model's QA without its chat template (`models.hf.plain_prompts`), as multiple choice scores it."""
     from obliviate.methods import METHODS
     from obliviate.methods.base import slice_accuracy, validation_slice
+    from obliviate.models.hf import plain_prompts
     from obliviate.requests.verify import reference_view
 
     config = cfg.method_config(method)
@@ -68,7 +71,11 @@ def unlearn(lm, bench, method: str, cfg: RunConfig):
             and bench.holdout):
         extra["stop_at"] = slice_accuracy(lm, validation_slice(reference_view(bench), config.eval_size))
     start = time.perf_counter()
-    candidate = unlearner.unlearn(lm, bench, seed=cfg.seed, **extra)
+    with plain_prompts(lm) if prompt_format == "plain" else contextlib.nullcontext():
+        candidate = unlearner.unlearn(lm, bench, seed=cfg.seed, **extra)
+    tok = getattr(candidate, "tokenizer", None)
+    if tok is not None and tok is not lm.tokenizer:  # a copy made inside the block keeps the template it saw
+        tok.chat_template = lm.tokenizer.chat_template
     facts = {"method": method, "config": unlearner.config.model_dump(mode="json"),
              "seconds": round(time.perf_counter() - start, 2), "reference_slice_acc": extra.get("stop_at"),
              **unlearner.facts()}
@@ -99,7 +106,7 @@ def forget(model: str | Path, request: str | Path, method: str = "npo_kl", out: 
     start = time.perf_counter()
     settings = settings_of(cfg)
     before = verify(lm, data, settings)
-    candidate, facts = unlearn(lm, bench, method, cfg)
+    candidate, facts = unlearn(lm, bench, method, cfg, data.prompt_format)
     candidate.name = "after"
     after = verify(candidate, data, settings)
     evidence = {"obliviate_evidence": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

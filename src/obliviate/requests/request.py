@@ -65,6 +65,10 @@ class ForgetRequest(BaseModel):
     requester: str | None = Field(None, description="who asked for the forgetting")
     legal_basis: str | None = Field(None, description="the ground of the request, e.g. 'GDPR Art. 17'")
     seed: int = Field(0, description="seed of the counterfactual subjects")
+    prompt_format: Literal["chat", "plain"] = Field("chat", description="how an instruct model trains on the QA "
+                                                    "records: chat (through its chat template, as it is served) or "
+                                                    "plain ('Question: ...\\nAnswer: ...' as plain text, the format "
+                                                    "multiple-choice probes are scored in)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ForgetRequest":
@@ -158,6 +162,7 @@ class RequestData:
     probes: list[dict]  # knowledge: {"question", "choices", "answer": index}; data: []
     neighbour_probes: list[dict]
     retain_passages: list[dict] = field(default_factory=list)  # split "retain"
+    prompt_format: str = "chat"  # the request's: how QA records are encoded for training
 
     def benchmark(self) -> Benchmark:
         return Benchmark(forget=self.forget, retain=self.retain, holdout=self.reference, world=[], neighbours=[],
@@ -362,7 +367,7 @@ def load_request_data(req: ForgetRequest) -> RequestData:
         reference_passages=reference.passages if reference and req.kind == "data" else [],
         retain=[r for _, r in retain.qa] if retain else [], probes=probes,
         neighbour_probes=[p for _, p in neighbours.probes] if neighbours else [],
-        retain_passages=retain.passages if retain else [])
+        retain_passages=retain.passages if retain else [], prompt_format=req.prompt_format)
 
 
 def request_from_benchmark(bench: Benchmark, directory: str | Path) -> Path:
