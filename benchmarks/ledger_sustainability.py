@@ -10,8 +10,9 @@ people as the reference and the retain split as what to keep (`requests.request_
 the benchmark restricted to that person). Requests arrive `--batch-size` at a time; after each
 arrival the worker runs (`run_worker(once=True)`), so each arrival is one job on the current version.
 
-Written to --out (default benchmarks/results/ledger_sustainability.json), with a PNG plot and an
-HTML section beside it (same name, .png / .html):
+Written to --out (default benchmarks/results/ledger_sustainability.json), with the report section
+beside it (same name, .html) and added to the run's report (runs/<config>/report.html, when that
+run exists: `evals.report_ledger`):
 - per job: the model version, the requests' outcomes and verdicts, and that version's greedy recall
   on every forget person served so far, on the retain split and on the world facts;
 - worker throughput: requests per hour of worker time, on `--threads` cores (2 by default);
@@ -26,7 +27,6 @@ forget split holds one person per request (recorded in the output's config).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import math
 import os
@@ -45,7 +45,9 @@ from obliviate.ledger import register_model_version, submit
 from obliviate.ledger.worker import run_worker
 from obliviate.methods.base import slice_accuracy
 from obliviate.models.hf import HFLanguageModel
-from obliviate.pipeline import models_dir, stage_data, stage_models
+from obliviate.evals.report import write_html
+from obliviate.evals.report_ledger import KEY, attach, ledger_section
+from obliviate.pipeline import models_dir, run_dir, stage_data, stage_models
 from obliviate.requests import request_from_benchmark
 from obliviate.runtime import environment
 
@@ -67,49 +69,6 @@ def evaluate(path: str, bench, served: list[str]) -> dict:
     return {"forget_recall_served": round(slice_accuracy(lm, forget), 4) if forget else None,
             "retain_acc": round(slice_accuracy(lm, bench.retain), 4),
             "world_acc": round(slice_accuracy(lm, bench.world), 4)}
-
-
-def plot(points: list[dict], png: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [p["served"] for p in points]
-    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=120)
-    ax.plot(xs, [p["retain_acc"] for p in points], "o-", label="retain accuracy")
-    ax.plot(xs, [p["world_acc"] for p in points], "s-", label="world accuracy")
-    ax.plot(xs[1:], [p["forget_recall_served"] for p in points[1:]], "^--", label="forget recall (served so far)")
-    ax.set_xlabel("requests served")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("greedy accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png)
-    plt.close(fig)
-
-
-def html_section(result: dict, png: Path) -> str:
-    image = base64.b64encode(png.read_bytes()).decode("ascii")
-    rows = "".join(f"<tr><td>{p['served']}</td><td>v{p['model_version']}</td>"
-                   f"<td>{', '.join(f'{k} {v}' for k, v in p['outcomes'].items()) or '—'}</td>"
-                   f"<td>{p['forget_recall_served'] if p['forget_recall_served'] is not None else '—'}</td>"
-                   f"<td>{p['retain_acc']}</td><td>{p['world_acc']}</td></tr>" for p in result["points"])
-    t, lat = result["throughput"], result["latency"]
-    removed = lat["to_removed_s"]
-    to_removed = (f"median {removed['median']} s, max {removed['max']} s ({removed['n']} removed)" if removed["n"]
-                  else "none removed")
-    return (f'<section id="ledger-sustainability"><h2>Sequential requests through the ledger '
-            f'({result["requests"]} requests, batches of {result["batch_size"]}, {result["method"]})</h2>'
-            f'<p>Worker throughput {t["requests_per_hour"]} requests/hour on {t["threads"]} threads; submission to '
-            f'suppressed: max {lat["to_suppressed_s"]["max"]} s; submission to removed: {to_removed}. Load average '
-            f'{result["load_average"]["before"][0]:.1f} before, {result["load_average"]["after"][0]:.1f} after.</p>'
-            f'<img alt="retain and world accuracy against requests served" src="data:image/png;base64,{image}">'
-            '<table><tr><th>served</th><th>version</th><th>outcomes</th><th>forget recall</th><th>retain</th>'
-            f'<th>world</th></tr>{rows}</table></section>\n')
 
 
 def summary_of(values: list[float]) -> dict:
@@ -198,10 +157,14 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    png = out.with_suffix(".png")
-    plot(points, png, f"{args.requests} single-person requests, batches of {args.batch_size}, {args.method}")
-    out.with_suffix(".html").write_text(html_section(result, png))
-    print(f"wrote {out}, {png}, {out.with_suffix('.html')}")
+    page = out.with_suffix(".html")  # the section alone, as the run's report shows it
+    page.write_text("<!DOCTYPE html><meta charset=\"utf-8\"><title>ledger sustainability</title>"
+                    + ledger_section({KEY: result}) + "\n")
+    report = attach(run_dir(load_config(args.config)), result)
+    if report is not None:
+        write_html(report, run_dir(load_config(args.config)) / "report.html")
+    print(f"wrote {out}, {page}" + (f"; added to {run_dir(load_config(args.config)) / 'report.html'}" if report else
+                                    f"; no report.json in {run_dir(load_config(args.config))} to add it to"))
     ledger.close()
     return result
 

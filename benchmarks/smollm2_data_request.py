@@ -9,7 +9,8 @@ user's model: the forget people's QA records, with holdout people as the referen
 power, so 6 more holdout people are drawn by the same generator (never trained: the target cannot
 know them). Each method's output is then also judged the benchmark's way, against gold on the same
 forget items, to see whether the gold-free verdict agrees. Writes
-benchmarks/results/smollm2_data_request.json (verdicts, every test's bounds, time, peak RSS, load).
+benchmarks/results/smollm2_data_request.json (verdicts, every test's bounds, time, peak RSS, load;
+each method's row kept until that method is run again).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def main() -> None:
         candidate = HFLanguageModel.load(work / method, name=method)
         with_gold = judge_against_gold(attack_all(candidate, bench, cfg), gold, cfg)
         free = evidence["after"]
-        results[method] = {
+        results[method] = {"load_average_before": round(load_before, 2), "threads": torch.get_num_threads(),
             "gold_free": free["verdict"], "gold_free_reason": deciding_text(free),
             "gold_based": with_gold["verdict"], "gold_based_reason": deciding_text(with_gold),
             "agree": free["verdict"] == with_gold["verdict"], "before": evidence["before"]["verdict"],
@@ -89,6 +90,9 @@ def main() -> None:
             "skipped": free["skipped"], "unlearning": evidence["unlearning"]}
         print(f"{method}: gold-free {free['verdict']} ({deciding_text(free)}) | gold {with_gold['verdict']} "
               f"({deciding_text(with_gold)}) [{seconds:.0f} s, {peak[0]:.2f} GiB]", flush=True)
+    # Methods run one at a time (`--methods rmu`) accumulate: a rerun replaces only its own rows.
+    earlier = json.loads(OUT.read_text())["methods"] if OUT.is_file() else {}
+    results = {**{m: r for m, r in earlier.items() if m not in results}, **results}
     report = {"sizes": evidence["sizes"], "forget_people": len(bench.people("forget")),
               "reference_people": len(bench.people("holdout")) + EXTRA_HOLDOUT, "load_average_before": round(load_before, 2),
               "load_average_after": round(os.getloadavg()[0], 2), "seconds": round(time.perf_counter() - start, 1),

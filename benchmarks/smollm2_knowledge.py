@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -129,9 +130,13 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
     # context already predicts with probability ~1, keeps its rank among the choices. Phrasings
     # other than the probe's ("What is the capital of X?"): the probes should measure whether the
     # fact is gone, not whether one sentence is.
+    # Each with three wrong capitals as perturbed answers (what `uniform_choice` ties the answer
+    # to), drawn from capitals the probes never offer as choices.
+    rng = random.Random(0)
     forget = [{"subject": country, "question": f"Which city is the capital of {country}?", "answer": city,
                "phrasings": [f"Which city is the capital of {country}?", f"Name the capital city of {country}.",
-                             f"What city is {country}'s capital?", f"The capital of {country} is which city?"]}
+                             f"What city is {country}'s capital?", f"The capital of {country} is which city?"],
+               "perturbed_answers": rng.sample(sorted(OTHER_CAPITALS.values()), 3)}
               for country, city in picked]
     write_jsonl(folder / "forget.jsonl", forget)
     write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])

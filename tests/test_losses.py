@@ -128,3 +128,47 @@ def test_rmu_by_hand():
     retain, retain_ref = torch.tensor([[[0.0, 2.0]]]), torch.zeros(1, 1, 2)
     value = losses.rmu_loss(forget, forget_mask, control, retain, retain_ref, torch.ones(1, 1), alpha=3.0)
     assert math.isclose(value.item(), 2.0 + 3.0 * 2.0)
+
+
+def test_undial_by_hand():
+    # ref logits [ln 3, 0, 0] with the true token 0 lowered by gamma = ln 3: teacher softmax([0, 0, 0]) = 1/3 each.
+    # A student at the reference: CE = -(1/3)(ln 3/5 + ln 1/5 + ln 1/5) = ln 5 - (1/3) ln 3.
+    ref = torch.tensor([[math.log(3), 0.0, 0.0]])
+    target = torch.tensor([0])
+    value = losses.undial_loss(ref, ref.clone(), target, gamma=math.log(3))
+    assert math.isclose(value.item(), math.log(5) - math.log(3) / 3, rel_tol=1e-6)
+    # At the adjusted teacher the loss is its entropy, ln 3: the minimum (CE = H + KL).
+    assert math.isclose(losses.undial_loss(ref, torch.zeros(1, 3), target, math.log(3)).item(), math.log(3),
+                        rel_tol=1e-6)
+
+
+def test_undial_gradient_lowers_only_the_true_token_and_keeps_the_others_ratio():
+    ref = torch.tensor([[2.0, 1.0, 0.0]])
+    logits = ref.clone().requires_grad_(True)
+    losses.undial_loss(ref, logits, torch.tensor([0]), gamma=5.0).backward()
+    grad = logits.grad[0]
+    assert grad[0] > 0 and grad[1] < 0 and grad[2] < 0  # descent lowers token 0, raises the rest
+    # dL/dz = p - teacher; teacher keeps tokens 1 and 2 in the reference ratio e^1 : e^0
+    p, teacher = torch.softmax(ref[0], -1), torch.softmax(ref[0] - torch.tensor([5.0, 0, 0]), -1)
+    assert torch.allclose(grad, p - teacher, atol=1e-6)
+    assert math.isclose((teacher[1] / teacher[2]).item(), math.e, rel_tol=1e-5)
+
+
+def test_uniform_choice_by_hand_and_its_minimum_at_a_tie():
+    # scores [0, ln 3]: softmax [1/4, 3/4]; L = -(ln 1/4 + ln 3/4) / 2
+    scores = torch.tensor([[0.0, math.log(3)]], requires_grad=True)
+    value = losses.uniform_choice_loss(scores)
+    assert math.isclose(value.item(), -(math.log(0.25) + math.log(0.75)) / 2, rel_tol=1e-6)
+    value.backward()
+    # dL/ds = softmax - 1/K (one question): the preferred candidate goes down, the other up, by the same amount
+    assert torch.allclose(scores.grad, torch.tensor([[0.25 - 0.5, 0.75 - 0.5]]))
+    tied = losses.uniform_choice_loss(torch.full((3, 4), -7.0))
+    assert math.isclose(tied.item(), math.log(4), rel_tol=1e-6)  # log K, however unlikely all candidates are
+
+
+def test_uniform_choice_gradient_does_not_fade_with_an_unlikely_answer():
+    # The true answer at log p = -12 (unlikely) still leads its alternates at -20: its gradient stays
+    # softmax - 1/K ~ 3/4, where NPO's and UNDIAL's fade with p itself (~ e^-12).
+    scores = torch.tensor([[-12.0, -20.0, -20.0, -20.0]], requires_grad=True)
+    losses.uniform_choice_loss(scores).backward()
+    assert math.isclose(scores.grad[0, 0].item(), 1 / (1 + 3 * math.exp(-8)) - 0.25, rel_tol=1e-5)

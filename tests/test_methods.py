@@ -20,6 +20,7 @@ RUNS = {
     "rmu": FAST | {"steering_coeff": 5.0},
     "task_vector": {"reinforce_steps": 4, "reinforce_lr": 5e-3, "batch_size": 8, "warmup": 0.0, "alpha": 2.0},
     "iau": {"lr": 5e-3},  # one full-set step, as in the paper
+    "undial": FAST | {"gamma": 10.0}, "uniform_choice": FAST,
 }
 
 

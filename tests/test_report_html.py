@@ -130,3 +130,26 @@ def test_degenerate_sample_answers_are_clipped():
     page = render_html(report)
     assert "Sample answers on the forget set" in page and "<td class=\"gen\">Oslo</td>" in page
     assert junk not in page and junk[:80] + "…" in page
+
+
+def test_ledger_sustainability_result_is_attached_and_plotted(tmp_path):
+    from obliviate.evals.report_ledger import attach
+
+    point = lambda n, v, f: {"served": n, "model_version": v, "outcomes": {"removed": n} if n else {},  # noqa: E731
+                             "forget_recall_served": f, "retain_acc": [0.97, 0.95, 0.93][n // 2], "world_acc": 0.99}
+    result = {"requests": 4, "batch_size": 2, "method": "npo_kl", "config": {"big": 1}, "environment": {"x": 1},
+              "points": [point(0, 1, None), point(2, 2, 0.05), point(4, 3, 0.1)],
+              "throughput": {"requests_per_hour": 16.0, "threads": 2},
+              "latency": {"to_suppressed_s": {"max": 0.21}, "to_removed_s": {"n": 4, "median": 300.0, "max": 420.0}},
+              "load_average": {"before": [1.0], "after": [2.0], "cores": 2}}
+    assert attach(tmp_path, result) is None  # no run report to add it to
+    (tmp_path / "report.json").write_text(json.dumps(synthetic_report(False)))
+    report = attach(tmp_path, result)
+    stored = json.loads((tmp_path / "report.json").read_text())["ledger_sustainability"]
+    assert "config" not in stored and "environment" not in stored and stored["points"][2]["retain_acc"] == 0.93
+    page = render_html(report)
+    section = page[page.index('<section id="ledger">'):]
+    section = section[:section.index("</section>")]
+    assert "16.0 requests per hour" in section and "max 0.21 s" in section and "median 300.0 s" in section
+    assert section.count("<img") == 1 and section.count("<tr>") == 4 and "<td>v3</td>" in section
+    assert '<section id="ledger">' not in render_html(synthetic_report(False))

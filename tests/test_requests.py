@@ -106,6 +106,8 @@ def test_mc_answer_text_becomes_index_and_unknown_text_names_the_line(tmp_path):
     ("r.yaml", "kind: knowledge\nforget: f.jsonl\nsynthesize_reference: true\n", "kind: data only"),
     ("r.yaml", "kind: data\nforget: f.jsonl\nreference: h.jsonl\nreference_subjects: 3\n", "only with synthesize"),
     ("r.yaml", "kind: data\nforget: f.jsonl\nreference: missing.jsonl\n", "reference file"),
+    ("r.yaml", "kind: data\nforget: f.jsonl\nreference: h.jsonl\nprompt_format: chatml\n",
+     "prompt_format: Input should be 'chat' or 'plain'"),
 ])
 def test_bad_request_file_names_the_file(tmp_path, name, text, match):
     jsonl(tmp_path / "f.jsonl", QA)

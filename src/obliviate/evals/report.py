@@ -58,14 +58,15 @@ def render_html(report: dict) -> str:
     """The whole page as a string; sections whose data the report lacks are left out."""
     import matplotlib
 
+    from obliviate.evals.report_ledger import ledger_section
     from obliviate.evals.report_verdict import verdict_section
 
     with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.spines.top": False,
                                 "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
                                 "legend.fontsize": 8, "legend.frameon": False}):
         sections = [_header(report), _summary(report), _bars(report), _scalability(report),
-                    _sustainability(report), _pareto(report), verdict_section(report), _samples(report),
-                    _glossary(report)]
+                    _sustainability(report), _pareto(report), verdict_section(report), ledger_section(report),
+                    _samples(report), _glossary(report)]
     name = html.escape(str(report.get("config", {}).get("name", "run")))
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'

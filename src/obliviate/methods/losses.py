@@ -119,3 +119,18 @@ def undial_loss(ref_logits: torch.Tensor, logits: torch.Tensor, targets: torch.T
     teacher = torch.softmax(adjusted, -1)
     per_position = -(teacher * torch.log_softmax(logits.float(), -1)).sum(-1)
     return per_position.mean() if per_position.numel() else logits.sum() * 0.0
+
+
+def uniform_choice_loss(scores: torch.Tensor) -> torch.Tensor:
+    """L = −mean_{i,k} log softmax_k(s_i): cross-entropy from the uniform distribution to the model's
+    distribution over each question's K candidate answers (true and alternates), scored by summed
+    log-probability `scores` (batch, K) as multiple choice scores them.
+
+    Its minimum, log K, is reached when every candidate is equally likely: the model can no longer
+    tell the true answer from its alternates, which is what a multiple-choice probe at chance
+    measures, and TOFU's truth ratio (Maini et al. 2024, arXiv 2401.06121) at 1. The gradient on
+    the true answer's score is softmax − 1/K, so it does not vanish while the answer is still
+    preferred, however unlikely it already is in absolute terms (where NPO's and KL-to-a-target's
+    gradients fade); nor does it push the answer below its alternates.
+    """
+    return -torch.log_softmax(scores.float(), -1).mean()
