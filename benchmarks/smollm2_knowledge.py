@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import shutil
 import subprocess
@@ -130,13 +129,16 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
     # context already predicts with probability ~1, keeps its rank among the choices. Phrasings
     # other than the probe's ("What is the capital of X?"): the probes should measure whether the
     # fact is gone, not whether one sentence is.
-    # Each with three wrong capitals as perturbed answers (what `uniform_choice` ties the answer
-    # to), drawn from capitals the probes never offer as choices.
-    rng = random.Random(0)
-    forget = [{"subject": country, "question": f"Which city is the capital of {country}?", "answer": city,
-               "phrasings": [f"Which city is the capital of {country}?", f"Name the capital city of {country}.",
-                             f"What city is {country}'s capital?", f"The capital of {country} is which city?"],
-               "perturbed_answers": rng.sample(sorted(OTHER_CAPITALS.values()), 3)}
+    # Perturbed answers (what `uniform_choice` ties the answer to): every other capital the script
+    # knows, the probes' 40 and the 30 unmeasured, as a user would list wrong answers of the kind.
+    # Phrasings: six wordings, none the probe's ("What is the capital of X?").
+    every_city = sorted({*cities, *OTHER_CAPITALS.values()})
+    wordings = ("Which city is the capital of {x}?", "Name the capital city of {x}.", "What city is {x}'s capital?",
+                "The capital of {x} is which city?", "Which city serves as the capital of {x}?",
+                "In which city is the government of {x} seated?")
+    forget = [{"subject": country, "question": wordings[0].format(x=country), "answer": city,
+               "phrasings": [w.format(x=country) for w in wordings],
+               "perturbed_answers": [c for c in every_city if c != city]}
               for country, city in picked]
     write_jsonl(folder / "forget.jsonl", forget)
     write_jsonl(folder / "reference.jsonl", [probes[c] for c, _ in picked])

@@ -151,3 +151,19 @@ def test_task_vector_steps_mirror_reinforce_steps():
     assert (c.steps, c.lr) == (7, 0.01) and cls(**c.model_dump()) == c
     with pytest.raises(ValueError, match="reinforce_steps"):
         cls(steps=3)
+
+
+def test_uniform_choice_needs_perturbed_answers_and_pairs_every_phrasing_with_each(micro):
+    from dataclasses import replace
+
+    bench, target = micro
+    method = METHODS.get("uniform_choice")()
+    ex = method.examples(bench)
+    r = bench.forget[0]
+    assert len(ex["forget"]) == len(ex["alternate"]) == sum(len(x["phrasings"]) * len(x["perturbed_answers"])
+                                                            for x in bench.forget)
+    first = [(p, a) for (p, t), (_, a) in zip(ex["forget"], ex["alternate"]) if p == format_prompt(r["phrasings"][0])]
+    assert [a for _, a in first] == [format_answer(x) for x in r["perturbed_answers"]]
+    bare = replace(bench, forget=[dict(x, perturbed_answers=[]) for x in bench.forget])
+    with pytest.raises(ObliviateError, match="perturbed_answers"):
+        method.unlearn(target, bare, seed=0)

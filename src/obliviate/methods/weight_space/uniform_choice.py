@@ -1,23 +1,23 @@
-"""Uniform choice: make the true answer exactly as likely as its alternates. L = CE(uniform, softmax_k log π_θ(y_k|x))(forget) + w · KL(π_ref ‖ π_θ)(retain).
+"""Uniform choice: the true answer no likelier than a typical wrong one. L = CE(uniform, softmax(log π_θ(y|x), sg log π_θ(y'|x)))(forget) + w · KL(π_ref ‖ π_θ)(retain).
 
-For each forget question the model scores the true answer and K − 1 alternates (the record's
-`perturbed_answers`: wrong answers of the same kind) by summed log-probability, the way multiple
-choice scores them, and is trained toward the uniform distribution over those K candidates
-(`losses.uniform_choice_loss`); a KL term holds the frozen target's next-token distribution on the
-retain answers (as `kl` and `npo_kl`).
+Each step pairs forget questions with one of their alternates y' (the record's `perturbed_answers`,
+wrong answers of the same kind), scores both by summed log-probability as multiple choice does,
+and trains toward the uniform distribution over the pair (`losses.uniform_choice_loss`). The
+alternate is scored without gradient (sg): the answer comes down, no wrong answer is taught. With
+alternates drawn at random, the stationary point is E[σ(s_y − s_y')] = 1/2, the answer at about
+the median of its alternates' scores: a typical wrong answer, as for a model that never knew it. A
+KL term holds the frozen target's next-token distribution on the retain answers (as `npo_kl`).
 
-Why a ranking among candidates rather than lowering the answer: on SmolLM2-135M-Instruct a known
-capital leads its multiple-choice distractors by 2.5 to 9 nats (benchmarks/smollm2_knowledge.py).
-NPO and UNDIAL lower the answer's probability, and their gradients fade once it is small in absolute
-terms, while it still leads the distractors: at 30 steps every forgotten capital was still chosen
-while other capitals had begun to drop. Here the gradient on the true answer is its share among the
-candidates minus 1/K, which stays large until the lead is gone, and the loss is at its minimum with
-the candidates tied, not with the answer pushed below them (an answer that is always avoided is
-still known). The objective is the truth ratio of TOFU (Maini et al. 2024, arXiv 2401.06121) at 1,
-made a loss; obliviate's own combination, not a published method.
+Why a ranking rather than lowering the answer: on SmolLM2-135M-Instruct a known capital leads its
+multiple-choice distractors by 2.5 to 9 nats (benchmarks/smollm2_knowledge.py). NPO and UNDIAL
+lower the answer's probability, and their gradients fade once it is small in absolute terms, while
+it still leads: after 30 steps every forgotten capital was still chosen and other capitals had
+begun to drop. Here the gradient on the answer is σ(s_y − s_y') − 1/2, large until the lead is gone,
+and zero once the answer is tied, so it is not pushed below every alternate (an answer that is
+always avoided is still known). The objective is TOFU's truth ratio (Maini et al. 2024, arXiv
+2401.06121) at 1 made a loss; obliviate's own combination, not a published method.
 
-Passages carry no alternates and are not trained on; a request needs QA records with (or with
-borrowed, `requests.request`) perturbed answers.
+Passages carry no alternates and are not trained on.
 
     obliviate forget --model M --request capitals.yaml --method uniform_choice
 """
@@ -36,7 +36,6 @@ from obliviate.registry import register_method
 class UniformChoiceConfig(UnlearnConfig):
     steps: int = Field(40, ge=1, description="optimizer steps")
     lr: float = Field(1e-3, gt=0, description="learning rate (cosine decay after warm-up)")
-    alternates: int = Field(3, ge=1, description="K − 1: alternates per question (the first of its perturbed answers)")
     retain_weight: float = Field(10.0, ge=0, description="weight w of the retain KL term")
 
 
@@ -47,23 +46,26 @@ class UniformChoice(Unlearner):
     uses_reference = True
 
     def examples(self, bench: Benchmark) -> dict[str, list[tuple[str, str]]]:
-        k = self.config.alternates
-        short = [r["question"] for r in bench.forget if len(r.get("perturbed_answers") or []) < k]
-        if short:
-            raise ObliviateError(f"method '{self.name}': forget record '{short[0]}' has fewer than {k} perturbed "
-                                 f"answers; give each record perturbed_answers or lower "
-                                 f"method_args.{self.name}.alternates")
-        rows = [(format_prompt(p), r) for r in bench.forget for p in r["phrasings"]]
-        parts = {"forget": [(p, format_answer(r["answer"])) for p, r in rows]}
-        for j in range(k):  # aligned with forget row by row (`Unlearner.examples`)
-            parts[f"alt{j}"] = [(p, format_answer(r["perturbed_answers"][j])) for p, r in rows]
-        return parts | {"retain": retain_examples(bench)}
+        bare = [r["question"] for r in bench.forget if not r.get("perturbed_answers")]
+        if bare or not bench.forget:
+            raise ObliviateError(f"method '{self.name}' needs forget QA records with perturbed_answers (wrong "
+                                 f"answers of the same kind){f'; {bare[0]!r} has none' if bare else ''}; add them")
+        # Every phrasing paired with every alternate, row by row: a batch draws random pairs.
+        pairs = [(format_prompt(p), r, alt) for r in bench.forget for p in r["phrasings"] for alt in r["perturbed_answers"]]
+        return {"forget": [(p, format_answer(r["answer"])) for p, r, _ in pairs],
+                "alternate": [(p, format_answer(alt)) for p, _, alt in pairs],  # aligned (`Unlearner.examples`)
+                "retain": retain_examples(bench)}
+
+    def score(self, model, part) -> torch.Tensor:
+        """Summed log-prob of each row's answer without its final end-of-text token, as multiple
+        choice scores answers: with it, lowering the end token after the true answer alone tied a
+        pair in training and left the answer's own probability where it was."""
+        lp, valid = self.log_probs(model, part)
+        return losses.sequence_log_prob(lp, valid * (valid.cumsum(1) < valid.sum(1, keepdim=True)))
 
     def loss(self, model, batch):
-        true = losses.sequence_log_prob(*self.log_probs(model, batch.forget))
+        true = self.score(model, batch.forget)
         with torch.no_grad():  # the answer comes down to its alternates; they are not raised to it
-            alternates = [losses.sequence_log_prob(*self.log_probs(model, batch.parts[f"alt{j}"]))
-                          for j in range(self.config.alternates)]
-        scores = torch.stack([true, *alternates], 1)
-        forget = losses.uniform_choice_loss(scores)
+            alternate = self.score(model, batch.parts["alternate"])
+        forget = losses.uniform_choice_loss(torch.stack([true, alternate], 1))
         return forget + self.config.retain_weight * kl_to_reference(self.reference, model, batch.retain)
