@@ -34,18 +34,20 @@ import psutil
 GIB = 1024**3
 RESULTS = Path(__file__).parent / "results"
 N_FORGET = 10
-METHOD = "npo_kl"
+METHOD = "uniform_choice"
 THREADS = int(os.environ.get("OBLIVIATE_THREADS", "2"))  # the target machine's 2 cores
-# Overrides on the smollm2 preset, tuned here (trials in the JSON's "settings" and the issue's reply).
+# Overrides on the smollm2 preset, from trajectories of benchmarks/smollm2_knowledge_trajectory.py
+# (docs/verification.md lists them): no early stop fires on a knowledge request (no reference QA),
+# so the step budget is the whole run.
 DEFAULT_SETS = [
-    # The preset's early stopping never fires on a knowledge request (no reference QA), so the
-    # step budget is the whole run: 60 steps of 8 covers each of the 60 forget rows 8 times.
-    "method_args.npo_kl.steps=60",
-    # With the budget fixed (no early stop), a higher rate than the preset's 5e-4 is needed for
-    # the plain-format MC of the 10 capitals to reach chance within it.
-    "method_args.npo_kl.lr=0.001",
-    # The preset's weight: the KL term on the retain answers holds the rest of the model.
-    "method_args.npo_kl.retain_weight=100",
+    "method_args.uniform_choice.steps=40",
+    # 16 pairs and 16 retain rows a step: at 8 the run ended with the forgotten capitals at 0.4 (over
+    # the 0.35 target) and symbols 6.7 points up; at 16 at 0.2 and 3.3 points up.
+    "method_args.uniform_choice.batch_size=16",
+    "method_args.uniform_choice.lr=0.001",
+    # KL weight 30: at 100 (lr 2e-3) other capitals fell to 0.8 within 10 steps; 10 and 30 were only
+    # compared with the 30 unmeasured capitals as alternates, where both left the capitals at 0.6.
+    "method_args.uniform_choice.retain_weight=30",
 ]
 # Capitals the probes never ask about: retain texts worded as the forget texts.
 OTHER_CAPITALS = {
@@ -78,6 +80,10 @@ def other_sums(measured: set[tuple[int, int]], n: int = 30, seed: int = 1) -> li
     return out
 
 
+# Sums hold the least (the untouched model is at 0.37 against chance 0.25, so a small shift of the
+# number tokens' logits flips several). 180 retain sums instead of 30 did not hold them better
+# (0.17 at step 20, as with 30) and let other capitals fall to 0.83 at step 30.
+RETAIN_SUMS = 30
 RETAIN_QUESTIONS = ("Which continent is {x} in?", "What language is spoken in {x}?")
 
 
@@ -172,7 +178,8 @@ def write_request(folder: Path, lm, picked: list[tuple[str, str]], probes: dict[
         # The probes' other two families as the probes ask, on items they never ask.
         retain += [{"question": f"What is the chemical symbol of {e}?", "answer": sym}
                    for e, sym in OTHER_ELEMENTS.items()]
-        retain += [{"question": f"What is {a} plus {b}?", "answer": str(a + b)} for a, b in other_sums(measured_sums)]
+        retain += [{"question": f"What is {a} plus {b}?", "answer": str(a + b)}
+                   for a, b in other_sums(measured_sums, RETAIN_SUMS)]
         write_jsonl(folder / "retain.jsonl", retain)
         request["retain"] = "retain.jsonl"
     import yaml

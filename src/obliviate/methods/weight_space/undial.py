@@ -4,8 +4,10 @@ Unlearning via Self-Distillation on Adjusted Logits (Dong et al. 2024, arXiv 240
 labelled forget position the frozen target's logits have the true next token's logit lowered by
 γ, and the model is trained toward that distribution (`losses.undial_loss`). The target is fixed
 and leaves every other token's ratio to the rest as the target had it, so the model unlearns the
-forget tokens without being pushed anywhere else; the paper reports it stable over long runs where
-gradient ascent and NPO collapse.
+forget tokens without being pushed anywhere else; the paper reports it less sensitive to its
+settings and steadier over training than gradient ascent and NPO. Its gradient on the true token
+is p − p_teacher, which fades with p: on SmolLM2 a known capital that has fallen to p ~ 1e-3 still
+leads its multiple-choice distractors (see `uniform_choice`).
 
 Departure from the paper: the paper trains on the forget loss alone; here a retain term holds the
 target's next-token distribution on retain answers (w · KL, as `kl` and `npo_kl`), as
