@@ -108,3 +108,35 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(micro_target, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_plain_prompt_format_trains_without_the_chat_template_and_keeps_it(micro_target):
+    from obliviate.models.hf import HFLanguageModel, encode_rows
+    from obliviate.requests.forget import unlearn
+
+    target, _, bench = micro_target
+    lm = HFLanguageModel.load(target, name="before")
+    template = "{% for m in messages %}[user]{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}[bot]{% endif %}"
+    lm.tokenizer.chat_template = template  # an instruct model: QA trains through its template by default
+    seen = []
+    encode = encode_rows
+
+    def spy(tok, prompts, answers):  # records what the method encodes; encodes it for real
+        seen.append(bool(tok.chat_template))
+        return encode(tok, prompts, answers)
+
+    import obliviate.methods.base as base
+
+    cfg = load_config("micro", ["method_args.gradient_difference={lr: 0.002, steps: 2, eval_every: 0}"])
+    models = {}
+    base.encode_rows, original = spy, base.encode_rows
+    try:
+        for fmt in ("chat", "plain"):
+            seen.clear()
+            models[fmt], _ = unlearn(lm, bench, "gradient_difference", cfg, fmt)
+            assert seen and set(seen) == {fmt == "chat"}  # every pool encoded with / without the template
+    finally:
+        base.encode_rows = original
+    assert lm.tokenizer.chat_template == template and models["plain"].tokenizer.chat_template == template
+    chat, plain = (dict(m.model.named_parameters()) for m in (models["chat"], models["plain"]))
+    assert any(not torch.equal(chat[k], plain[k]) for k in chat)  # a different encoding trained different weights
