@@ -167,3 +167,17 @@ def test_uniform_choice_needs_perturbed_answers_and_pairs_every_phrasing_with_ea
     bare = replace(bench, forget=[dict(x, perturbed_answers=[]) for x in bench.forget])
     with pytest.raises(ObliviateError, match="perturbed_answers"):
         method.unlearn(target, bare, seed=0)
+
+
+def test_uniform_choice_choice_weight_pairs_retain_answers_and_trains(micro):
+    bench, target = micro
+    method = METHODS.get("uniform_choice")(METHODS.get("uniform_choice").config_class(**FAST, choice_weight=5.0))
+    ex = method.examples(bench)
+    assert len(ex["kept"]) == len(ex["kept_alternate"]) == len(ex["forget"])  # sampled at forget's indices
+    retain = {format_prompt(p): r for r in bench.retain for p in r["phrasings"]}
+    for (p, a), (p2, alt) in zip(ex["kept"][:20], ex["kept_alternate"][:20]):
+        assert p == p2 and a == format_answer(retain[p]["answer"])
+        assert alt in [format_answer(x) for x in retain[p]["perturbed_answers"]]
+    before = snapshot(target)
+    model = method.unlearn(target, bench, seed=0)
+    assert changed(before, model) and not changed(before, target)

@@ -17,10 +17,15 @@ and zero once the answer is tied, so it is not pushed below every alternate (an 
 always avoided is still known). The objective is TOFU's truth ratio (Maini et al. 2024, arXiv
 2401.06121) at 1 made a loss; obliviate's own combination, not a published method.
 
-Passages carry no alternates and are not trained on.
+Passages carry no alternates and are not trained on. `choice_weight` adds the mirror term on
+retain QA records with perturbed answers: KL from the target's to the model's distribution over
+(answer, alternate), which holds what multiple choice measures there rather than the next-token
+distribution alone (not yet tried on SmolLM2).
 
     obliviate forget --model M --request capitals.yaml --method uniform_choice
 """
+
+import random
 
 import torch
 from pydantic import Field
@@ -37,6 +42,9 @@ class UniformChoiceConfig(UnlearnConfig):
     steps: int = Field(40, ge=1, description="optimizer steps")
     lr: float = Field(1e-3, gt=0, description="learning rate (cosine decay after warm-up)")
     retain_weight: float = Field(10.0, ge=0, description="weight w of the retain KL term")
+    choice_weight: float = Field(0.0, ge=0, description="weight of a second retain term: KL from the target's to "
+                                 "the model's distribution over (answer, a perturbed answer) of retain QA records, "
+                                 "so their multiple-choice rankings hold (0: off)")
 
 
 @register_method("uniform_choice")
@@ -52,9 +60,20 @@ class UniformChoice(Unlearner):
                                  f"answers of the same kind){f'; {bare[0]!r} has none' if bare else ''}; add them")
         # Every phrasing paired with every alternate, row by row: a batch draws random pairs.
         pairs = [(format_prompt(p), r, alt) for r in bench.forget for p in r["phrasings"] for alt in r["perturbed_answers"]]
-        return {"forget": [(p, format_answer(r["answer"])) for p, r, _ in pairs],
-                "alternate": [(p, format_answer(alt)) for p, _, alt in pairs],  # aligned (`Unlearner.examples`)
-                "retain": retain_examples(bench)}
+        parts = {"forget": [(p, format_answer(r["answer"])) for p, r, _ in pairs],
+                 "alternate": [(p, format_answer(alt)) for p, _, alt in pairs],  # aligned (`Unlearner.examples`)
+                 "retain": retain_examples(bench)}
+        if self.config.choice_weight:
+            kept = [(format_prompt(p), r, alt) for r in bench.retain for p in r["phrasings"]
+                    for alt in r.get("perturbed_answers") or []]
+            if not kept:
+                raise ObliviateError(f"method_args.{self.name}.choice_weight needs retain QA records with "
+                                     "perturbed_answers; add them or set it to 0")
+            # Drawn to forget's length, so both parts are sampled at forget's indices and stay paired.
+            draw = [kept[i] for i in random.Random(0).choices(range(len(kept)), k=len(pairs))]
+            parts["kept"] = [(p, format_answer(r["answer"])) for p, r, _ in draw]
+            parts["kept_alternate"] = [(p, format_answer(alt)) for p, _, alt in draw]
+        return parts
 
     def score(self, model, part) -> torch.Tensor:
         """Summed log-prob of each row's answer without its final end-of-text token, as multiple
@@ -68,4 +87,11 @@ class UniformChoice(Unlearner):
         with torch.no_grad():  # the answer comes down to its alternates; they are not raised to it
             alternate = self.score(model, batch.parts["alternate"])
         forget = losses.uniform_choice_loss(torch.stack([true, alternate], 1))
-        return forget + self.config.retain_weight * kl_to_reference(self.reference, model, batch.retain)
+        loss = forget + self.config.retain_weight * kl_to_reference(self.reference, model, batch.retain)
+        if self.config.choice_weight:
+            kept = [batch.parts["kept"], batch.parts["kept_alternate"]]
+            with torch.no_grad():
+                ref = torch.stack([self.score(self.reference, part) for part in kept], 1)
+            mine = torch.stack([self.score(model, part) for part in kept], 1)
+            loss = loss + self.config.choice_weight * losses.kl_divergence(ref, mine)
+        return loss
