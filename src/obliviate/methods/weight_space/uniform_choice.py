@@ -20,7 +20,8 @@ always avoided is still known). The objective is TOFU's truth ratio (Maini et al
 Passages carry no alternates and are not trained on. `choice_weight` adds the mirror term on
 retain QA records with perturbed answers: KL from the target's to the model's distribution over
 (answer, alternate), which holds what multiple choice measures there rather than the next-token
-distribution alone (not yet tried on SmolLM2).
+distribution alone. On the SmolLM2 knowledge request (weight 30) it did not help: after 10 steps
+sums were at 0.13 and the forgotten capitals still at 0.9, with each step 2.2 times as long.
 
     obliviate forget --model M --request capitals.yaml --method uniform_choice
 """
