@@ -161,7 +161,9 @@ def submit(session: Session, source: "str | Path | ForgetRequest | Prepared", *,
         "keep_filter_after_removal": keep_filter_after_removal, "counts": row.counts,
         "payload_digest": payload_digest})
     if not hold:
-        suppress(session, row, actor=actor)
+        # suppress() without its return value: recomputing every protected fact here made each
+        # submission grow with the ledger (0.83 s at the 40th request of 1,500 records each).
+        transition(session, row, Status.suppressed, actor=actor)
         enqueue(session, row, actor=actor)
     return Submitted(row, True)
 
