@@ -344,6 +344,15 @@ class BackgroundWorker:
         return self.summary
 
 
+def submit_until_removed(ledger, request_file: Path) -> tuple[int, float]:
+    """Submit `request_file`, wait for `removed`: (request id, seconds from submission)."""
+    start = time.monotonic()
+    with ledger.begin() as s:
+        rid = submit(s, request_file, actor="test").request.id
+    wait_for(lambda: status_of(ledger, rid) == "removed", 30, "removed")
+    return rid, time.monotonic() - start
+
+
 def test_exact_deletion_on_an_s3t_store_is_removed_within_5s_and_queues_retraining(micro, s3t_store, db_url,
                                                                                       tmp_path):
     bench, _, _ = micro
@@ -355,11 +364,7 @@ def test_exact_deletion_on_an_s3t_store_is_removed_within_5s_and_queues_retraini
     with open_ledger(db_url) as ledger:
         worker = BackgroundWorker(ledger, versions)
         try:
-            start = time.monotonic()
-            with ledger.begin() as s:
-                rid = submit(s, request_file, actor="test").request.id
-            wait_for(lambda: status_of(ledger, rid) == "removed", 30, "removed")
-            elapsed = time.monotonic() - start
+            rid, elapsed = submit_until_removed(ledger, request_file)
             try:
                 wait_for(lambda: any("retrained:" in line for line in worker.lines), 60, "background retraining")
             except AssertionError:
@@ -409,11 +414,7 @@ def test_exact_deletion_on_the_tiny_presets_s3t_store_is_removed_within_5s(tmp_p
         # (the micro test above covers it); the queue is still recorded.
         worker = BackgroundWorker(ledger, tmp_path / "versions", retrain=False)
         try:
-            start = time.monotonic()
-            with ledger.begin() as s:
-                rid = submit(s, request_file, actor="test").request.id
-            wait_for(lambda: status_of(ledger, rid) == "removed", 30, "removed")
-            elapsed = time.monotonic() - start
+            rid, elapsed = submit_until_removed(ledger, request_file)
         finally:
             worker.close()
         assert elapsed < 5, f"submission to removed took {elapsed:.1f} s"
