@@ -21,7 +21,7 @@ from obliviate.ledger import (TRANSITIONS, IllegalTransition, Status, append_eve
                               open_ledger, protected_facts, protected_targets, register_model_version, resupply,
                               show, submit, suppress, transition, verify_chain)
 from obliviate.ledger.db import VERSION_TABLE, schema_head
-from obliviate.ledger.models import Base
+from obliviate.ledger.models import Base, Request
 from obliviate.ledger.purge import digest, ledger_salt
 from obliviate.ledger.store import reject
 from pg_server import db_url, pg_server  # noqa: F401 - the fixtures
@@ -120,11 +120,40 @@ def test_migrations_build_exactly_the_models(ledger):
         diff = compare_metadata(MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}),
                                 Base.metadata)
         revision = conn.scalar(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))
-    assert diff == [] and revision == schema_head() == "0001"
+    assert diff == [] and revision == schema_head() == "0002"
     with ledger.begin() as s:
         salt = ledger_salt(s)
     with open_ledger(ledger.engine.url.render_as_string(hide_password=False)) as again, again.begin() as s:
         assert ledger_salt(s) == salt and len(salt) == 32  # reopening migrates nothing and keeps the salt
+
+
+def test_migration_0002_moves_the_guard_facts_out_of_the_payload_and_back(ledger, db_url, tmp_path):
+    from alembic import command
+
+    from obliviate.ledger.db import _scripts
+
+    with ledger.begin() as s:
+        pending = submit(s, data_request(tmp_path), actor=ACTOR).request
+        trimmed = submit(s, data_request(tmp_path / "t", "trimmed"), actor=ACTOR).request
+        transition(s, trimmed, "unlearning", actor="worker")
+        transition(s, trimmed, "verifying", actor="worker")
+        transition(s, trimmed, "suppressed_only", actor="worker", error="inconclusive")
+        before = protected_facts(s)
+    config = _scripts()[0]
+    for target in ("0001", "head"):
+        with ledger.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if target == "0001" else command.upgrade)(config, target)
+            if target == "0001":  # the old layout: facts derived from "data", or kept as payload["filter"]
+                rows = dict(conn.execute(sa.text("SELECT id, payload FROM requests")).all())
+                payloads = {k: json.loads(v) if isinstance(v, str) else v for k, v in rows.items()}
+                assert set(payloads[pending.id]) == {"data"}
+                assert payloads[trimmed.id] == {"filter": [{k: v for k, v in f.items() if k not in ("request_id", "kind")}
+                                                           for f in before if f["request_id"] == trimmed.id]}
+        config.attributes.pop("connection", None)
+    with open_ledger(db_url) as again, again.begin() as s:
+        assert protected_facts(s) == before and len(before) == 6
+        assert s.get(Request, trimmed.id).payload is None and "data" in s.get(Request, pending.id).payload
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
@@ -372,11 +401,11 @@ def test_protected_facts_follow_the_statuses(ledger, db_url, tmp_path):
         for r in (data, keep_data, know, drop_know):
             to_removed(s, r)
         assert sorted(answers(s)) == [keep_data.id, know.id]  # knowledge keeps its filter; policy overrides both ways
-        assert know.payload == {"filter": [
+        assert know.payload is None and know.guard_facts == [
             {"subject": None, "question": HAZARD_QA[0]["question"], "answer": "orthozine"},
             {"subject": None, "question": HAZARD_MC[0]["question"], "answer": "brimlite"},
-            {"subject": None, "question": HAZARD_MC[1]["question"], "answer": "400 C"}]}
-        assert drop_know.payload is None and gone.payload is None
+            {"subject": None, "question": HAZARD_MC[1]["question"], "answer": "400 C"}]
+        assert all(r.payload is None and r.guard_facts is None for r in (drop_know, gone, data))
         targets = protected_targets(s)
         assert {"name": "Ada Vell", "facts": [{"question": QA[0]["question"], "answer": QA[0]["answer"]},
                                               {"question": QA[1]["question"], "answer": QA[1]["answer"]}],
@@ -399,7 +428,7 @@ def test_failed_and_suppressed_only_keep_the_guard_and_retry_needs_the_records(l
         transition(s, request, "unlearning", actor="worker")
         transition(s, request, "verifying", actor="worker")
         transition(s, request, "suppressed_only", actor="worker", error="inconclusive: needs 40 reference subjects")
-        assert set(request.payload) == {"filter"} and len(protected_facts(s)) == 3
+        assert request.payload is None and len(request.guard_facts) == len(protected_facts(s)) == 3
         with pytest.raises(IllegalTransition, match="holds only its guard facts"):
             enqueue(s, request, actor=ACTOR)
         with pytest.raises(ObliviateError, match="does not hold the forget records of request"):
@@ -518,7 +547,7 @@ def test_a_database_from_a_newer_obliviate_is_refused(ledger, db_url):
     with ledger.engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0042_future'"))
     one_line_error(cli("request", "list", "--db", db_url), "schema revision '0042_future', newer than this obliviate "
-                   "knows (newest: '0001'); upgrade obliviate")
+                   "knows (newest: '0002'); upgrade obliviate")
     with pytest.raises(ObliviateError, match="upgrade obliviate"):
         open_ledger(db_url)
 

@@ -226,7 +226,7 @@ def test_an_inconclusive_verdict_ends_suppressed_only_keeping_the_guard_and_the_
             request = s.get(Request, rid)
             assert request.status == "suppressed_only" and request.last_error.startswith("inconclusive: mia_")
             assert "forget subjects would decide it" in request.last_error
-            assert set(request.payload) == {"filter"}  # only what the guard needs
+            assert request.payload is None and request.guard_facts  # only what the guard needs
             assert {f["request_id"] for f in protected_facts(s)} == {rid}
             assert current_model_version(s).id == 1  # no new version
             event = events_of(s, rid)[-1]
@@ -469,7 +469,7 @@ def test_knowledge_keeps_its_guard_after_removal_and_data_drops_it(micro, s3t_st
             held = {f["request_id"] for f in protected_facts(s)}
             assert held == {know, never}
             assert s.get(Request, data).payload is None
-            assert set(s.get(Request, know).payload) == {"filter"}
+            assert s.get(Request, know).payload is None and s.get(Request, know).guard_facts
             assert "none of the 1 training items" in s.get(Request, never).last_error
             unlearning = [e for e in events_of(s, data) + events_of(s, know) if e.type == "unlearning"]
             assert len({tuple(e.details["batch"]) for e in unlearning}) == 2

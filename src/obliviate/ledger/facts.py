@@ -15,18 +15,16 @@ transaction that made it commits.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from obliviate.ledger.lifecycle import GUARDED, Status
 from obliviate.ledger.models import Request
-from obliviate.ledger.purge import filter_facts, keeps_filter
+from obliviate.ledger.purge import keeps_filter
 
 
 def request_facts(request: Request) -> list[dict]:
     """The guard facts one request holds now (whatever its status), each tagged with its id and kind."""
-    payload = request.payload or {}
-    facts = payload.get("filter") if "filter" in payload else filter_facts(payload["data"]) if "data" in payload else []
-    return [{"request_id": request.id, "kind": request.kind, **f} for f in facts]
+    return [{"request_id": request.id, "kind": request.kind, **f} for f in request.guard_facts or []]
 
 
 def is_protected(request: Request) -> bool:
@@ -38,8 +36,9 @@ def is_protected(request: Request) -> bool:
 def protected_facts(session: Session) -> list[dict]:
     """Every fact the guard must protect now, in request order."""
     statuses = [s.value for s in GUARDED] + [Status.removed.value]
-    rows = session.scalars(select(Request).where(Request.status.in_(statuses), Request.payload.is_not(None))
-                           .order_by(Request.id))
+    # The records stay unread: loading them made this grow with every pending request's size.
+    rows = session.scalars(select(Request).options(defer(Request.payload))
+                           .where(Request.status.in_(statuses), Request.guard_facts.is_not(None)).order_by(Request.id))
     return [f for r in rows if is_protected(r) for f in request_facts(r)]
 
 

@@ -81,9 +81,11 @@ class ModelVersion(Base):
 class Request(Base):
     """One forget request. `status` changes only through `lifecycle.transition`.
 
-    payload: while work is pending {"request": {...file fields}, "data": RequestData as a dict}; in
-    suppressed_only, and in removed for a knowledge request that keeps its filter, {"filter": [facts]};
-    otherwise NULL (purged). `digests` (salted, see `purge.py`) and `counts` outlive the payload.
+    payload: while work is pending {"request": {...file fields}, "data": RequestData as a dict};
+    otherwise NULL (purged). guard_facts: what the guard protects for it (`purge.filter_facts`), from
+    submission while it is pending, in suppressed_only, and in removed for a knowledge request that
+    keeps its filter; otherwise NULL. A column of its own so the guard never loads the records.
+    `digests` (salted, see `purge.py`) and `counts` outlive both.
     """
 
     __tablename__ = "requests"
@@ -102,6 +104,7 @@ class Request(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONValue)
+    guard_facts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONValue)
     payload_digest: Mapped[str] = mapped_column(String(64))  # salted digest of the submitted payload
     digests: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)  # salted digest per forget record
     counts: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)  # records per part of the payload

@@ -1,10 +1,11 @@
 """What the ledger keeps of a request's payload, state by state: the ledger must not keep the data
 it exists to delete.
 
-    while work is pending (received .. verifying, failed)   the full records ("data")
-    suppressed_only                                         only the guard facts ("filter")
-    removed, kind: knowledge, filter kept (the default)     only the guard facts ("filter")
-    removed (data, or knowledge whose policy drops it)      nothing: payload NULL
+    while work is pending (received .. verifying, failed)   the full records (payload "data") and
+                                                            the guard facts (`guard_facts`)
+    suppressed_only                                         only the guard facts
+    removed, kind: knowledge, filter kept (the default)     only the guard facts
+    removed (data, or knowledge whose policy drops it)      nothing: both NULL
     cancelled, rejected                                     nothing
 
 Guard facts are the forget records' (subject, question, answer) and passage texts, and for a
@@ -121,19 +122,15 @@ def _checkpoint_after_commit(session: Session) -> None:
 
 
 def apply_retention(session: Session, request: Request) -> str | None:
-    """Trim or drop the payload to what `retention` allows; returns 'trimmed', 'purged' or None (unchanged)."""
-    keep, payload = retention(request), request.payload
-    if payload is None or keep == "data":
+    """Trim or drop what `retention` no longer allows; returns 'trimmed', 'purged' or None (unchanged)."""
+    keep = retention(request)
+    if keep == "data" or request.payload is None and (keep == "filter" or request.guard_facts is None):
         return None
+    request.payload = None
     if keep == "filter":
-        if "data" not in payload:
-            return None
-        request.payload = {"filter": filter_facts(payload["data"])}
         done = "trimmed"
     else:
-        request.payload = None
-        request.purged_at = utcnow()
-        done = "purged"
+        request.guard_facts, request.purged_at, done = None, utcnow(), "purged"
     _checkpoint_after_commit(session)
     return done
 
@@ -147,9 +144,9 @@ def purge_payload(session: Session, request: Request, *, actor: str, reason: str
     if retention(request) == "data":
         raise ObliviateError(f"request {request.id} is {request.status}: its records are still needed for the "
                              "work ahead; cancel it first (obliviate request cancel)")
-    if request.payload is None:
+    if request.payload is None and request.guard_facts is None:
         return
-    request.payload, request.purged_at, request.updated_at = None, utcnow(), utcnow()
+    request.payload, request.guard_facts, request.purged_at, request.updated_at = None, None, utcnow(), utcnow()
     _checkpoint_after_commit(session)
     append_event(session, "payload_purged", actor=actor, request_id=request.id,
                  details={"reason": reason} if reason else {})

@@ -30,7 +30,7 @@ from obliviate.ledger.audit import append_event
 from obliviate.ledger.facts import protected_facts
 from obliviate.ledger.lifecycle import IllegalTransition, Status, transition
 from obliviate.ledger.models import Request, utcnow
-from obliviate.ledger.purge import digest, ledger_salt, record_counts, record_digests
+from obliviate.ledger.purge import digest, filter_facts, ledger_salt, record_counts, record_digests
 
 if TYPE_CHECKING:
     from obliviate.requests import ForgetRequest, RequestData
@@ -146,7 +146,7 @@ def submit(session: Session, source: "str | Path | ForgetRequest | Prepared", *,
                   legal_basis=legal_basis or req.legal_basis, received_at=now, due_by=parse_due(due_by, now),
                   status=Status.received.value, keep_filter_after_removal=keep_filter_after_removal, attempts=0,
                   max_attempts=max_attempts, idempotency_key=idempotency_key, payload=payload,
-                  payload_digest=payload_digest, digests=record_digests(salt, data), counts=record_counts(data),
+                  guard_facts=filter_facts(data), payload_digest=payload_digest, digests=record_digests(salt, data), counts=record_counts(data),
                   updated_at=now)
     try:
         with session.begin_nested():  # a concurrent submit with the same key: return its request
@@ -207,5 +207,5 @@ def resupply(session: Session, request: Request, source: "str | Path | ForgetReq
     if request.status != Status.suppressed_only.value:
         raise IllegalTransition(f"request {request.id} is {request.status}; only a suppressed_only request is "
                                 "given its records back")
-    request.payload = {"data": prepared.data}
+    request.payload, request.guard_facts = {"data": prepared.data}, filter_facts(prepared.data)
     transition(session, request, Status.queued, actor=actor, details={"resupplied": True})

@@ -34,8 +34,9 @@ def list_requests(session: Session, status: str | None = None) -> list[Request]:
 
 
 def payload_state(request: Request) -> str:
-    payload = request.payload
-    return "purged" if payload is None else "records" if "data" in payload else "guard facts"
+    if request.payload is not None and "data" in request.payload:
+        return "records"
+    return "guard facts" if request.guard_facts is not None else "purged"
 
 
 def summary(request: Request) -> dict:
