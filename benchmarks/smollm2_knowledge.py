@@ -12,7 +12,8 @@ format the probes are scored in), reference.jsonl (the 10 capitals' MC probes), 
 non-capital questions about the same 40 countries, plus its answers to the general questions of
 `data.general`, which a request without retain records would replay);
 (3) `forget(...)` runs in a child process (torch threads 2, or $OBLIVIATE_THREADS), its process tree sampled for RSS;
-(4) the saved model scores the three neighbour groups, compared with the untouched model;
+(4) the saved model scores the three neighbour groups (sums also on 120 more questions, for precision),
+compared with the untouched model, each change with a paired bootstrap 95 % interval;
 (5) benchmarks/results/smollm2_knowledge.json and a markdown table; each check PASS / FAIL.
 """
 
@@ -84,7 +85,38 @@ def other_sums(measured: set[tuple[int, int]], n: int = 30, seed: int = 1) -> li
 # number tokens' logits flips several). 180 retain sums instead of 30 did not hold them better
 # (0.17 at step 20, as with 30) and let other capitals fall to 0.83 at step 30.
 RETAIN_SUMS = 30
+# The probes' 30 sums resolve 3.3 points per question, and the untouched model is near chance on
+# them, so a few near-tied questions flip under any weight change. 120 more sums, built as the
+# probes' (four choices within 6 of the answer) and disjoint from them and from the retain sums,
+# measure the same quantity with 150 questions; both figures are reported.
+EXTRA_SUMS = 120
 RETAIN_QUESTIONS = ("Which continent is {x} in?", "What language is spoken in {x}?")
+
+
+def extra_sum_questions(exclude: set[tuple[int, int]], n: int = EXTRA_SUMS, seed: int = 2) -> list[dict]:
+    """`n` four-way sum questions as `world_choice_questions` builds them, none of whose pairs is in `exclude`."""
+    import random
+
+    rng, out, seen = random.Random(seed), [], set(exclude)
+    while len(out) < n:
+        a, b = rng.randint(2, 49), rng.randint(2, 49)
+        if (a, b) in seen:
+            continue
+        seen.add((a, b))
+        wrong = rng.sample([str(t) for t in range(a + b - 6, a + b + 7) if t > 0 and t != a + b], 3)
+        choices = [str(a + b), *wrong]
+        rng.shuffle(choices)
+        out.append({"question": f"What is {a} plus {b}?", "choices": choices, "answer": choices.index(str(a + b))})
+    return out
+
+
+def paired_interval(before: list[float], after: list[float], reps: int = 10000, seed: int = 0) -> list[float]:
+    """95 % percentile-bootstrap interval of mean(after - before), resampling questions (paired)."""
+    import numpy as np
+
+    d = np.asarray(after) - np.asarray(before)
+    idx = np.random.default_rng(seed).integers(0, len(d), (reps, len(d)))
+    return [round(float(x), 4) for x in np.percentile(d[idx].mean(axis=1), [2.5, 97.5])]
 
 
 def measure(cmd: list[str]) -> dict:
@@ -228,6 +260,8 @@ def main() -> None:
         sys.exit(f"the untouched model knows only {len(known)} capitals by MC and by generation; need {N_FORGET}")
     picked = known[:N_FORGET]
     measured_sums = {tuple(int(t) for t in q["question"][8:-1].split(" plus ")) for q in sums}
+    more_sums = extra_sum_questions(measured_sums | set(other_sums(measured_sums, RETAIN_SUMS)))
+    acc_before += choice_accuracy(lm, more_sums)
     request = write_request(Path(args.request_dir), lm, picked, probes, countries, cities, measured_sums,
                             not args.no_retain)
     del lm
@@ -237,7 +271,8 @@ def main() -> None:
 
     groups_idx = {"forgotten_capitals": [countries.index(c) for c, _ in picked],
                   "other_capitals": [i for i, c in enumerate(countries) if c not in dict(picked)],
-                  "symbols": list(range(40, 70)), "sums": list(range(70, 100))}
+                  "symbols": list(range(40, 70)), "sums": list(range(70, 100)),
+                  f"sums_{30 + EXTRA_SUMS}": list(range(70, 100 + EXTRA_SUMS))}
     before = {g: mean([acc_before[i] for i in idx]) for g, idx in groups_idx.items()}
 
     work = Path(tempfile.mkdtemp(prefix="obliviate-smollm2-knowledge-"))
@@ -248,17 +283,20 @@ def main() -> None:
         evidence = json.loads((out / "evidence.json").read_text())
         shutil.copy(out / "evidence.json", Path(args.out).with_suffix(".evidence.json"))  # kept whatever fails next
         after_lm = load_language_model(out, name="after")
-        acc_after = choice_accuracy(after_lm, questions)
+        acc_after = choice_accuracy(after_lm, questions + more_sums)
         greedy_after = after_lm.generate([format_prompt(probes[c]["question"]) for c, _ in picked], 24)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
     after = {g: mean([acc_after[i] for i in idx]) for g, idx in groups_idx.items()}
     delta = {g: round(after[g] - before[g], 4) for g in before}
+    interval = {g: paired_interval([acc_before[i] for i in idx], [acc_after[i] for i in idx])
+                for g, idx in groups_idx.items()}
 
     verdict = evidence["after"]
     checks = {"forgotten_capitals_mc<=0.35": after["forgotten_capitals"] <= 0.35,
-              **{f"{g}_within_5pt": abs(delta[g]) <= 0.05 + 1e-9 for g in ("other_capitals", "symbols", "sums")},
+              **{f"{g}_within_5pt": abs(delta[g]) <= 0.05 + 1e-9
+                 for g in ("other_capitals", "symbols", "sums", f"sums_{30 + EXTRA_SUMS}")},
               "forget_command_under_10_min": run["wall_s"] < 600,
               "forget_command_under_6_gib": run["peak_rss_tree_gib"] < 6}
     result = {
@@ -268,8 +306,8 @@ def main() -> None:
         "retain_file": not args.no_retain, "torch_threads": THREADS, "cpus": os.cpu_count(),
         "picked": [{"country": c, "capital": city} for c, city in picked],
         "sizes": evidence["sizes"],
-        "mc_accuracy": {g: {"before": before[g], "after": after[g], "delta": delta[g], "n": len(groups_idx[g])}
-                        for g in before},
+        "mc_accuracy": {g: {"before": before[g], "after": after[g], "delta": delta[g], "n": len(groups_idx[g]),
+                            "delta_95ci_paired_bootstrap": interval[g]} for g in before},
         "chance": 0.25,
         "greedy_after": dict(zip([c for c, _ in picked], greedy_after)),
         "verdict": {"before": evidence["before"]["verdict"], "after": verdict["verdict"],
@@ -291,9 +329,11 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
     print(f"picked: {', '.join(c for c, _ in picked)}\n")
-    print("| group | n | before | after | delta |\n| --- | --- | --- | --- | --- |")
+    print("| group | n | before | after | delta | 95 % CI |\n| --- | --- | --- | --- | --- | --- |")
     for g, row in result["mc_accuracy"].items():
-        print(f"| {g} | {row['n']} | {row['before']:.3f} | {row['after']:.3f} | {row['delta']:+.3f} |")
+        lo, hi = row["delta_95ci_paired_bootstrap"]
+        print(f"| {g} | {row['n']} | {row['before']:.3f} | {row['after']:.3f} | {row['delta']:+.3f} | "
+              f"[{lo:+.3f}, {hi:+.3f}] |")
     print(f"\nverdict: {verdict['verdict']} ({deciding_text(verdict)}); subjects_needed {verdict.get('subjects_needed')}")
     print(f"forget command: {run['wall_s']} s, peak RSS {run['peak_rss_tree_gib']} GiB; load "
           f"{result['load_average_before_1_5_15min']} -> {result['load_average_after_1_5_15min']}")
