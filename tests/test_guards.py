@@ -1,6 +1,8 @@
 """Inference-time guards (ECO, GUARD, ALU): target store, classifier calibration, the restriction
-processor, ALU retrieval at 1,000 targets, bad inputs and save/load round trips on a micro model."""
+processor, ALU retrieval at 1,000 targets, bad inputs, save/load round trips on a micro model and
+flagged prompts on a micro model with a chat template."""
 
+import copy
 import json
 
 import numpy as np
@@ -17,7 +19,7 @@ from obliviate.guards.eco import search_sigma
 from obliviate.guards.restriction import ForbiddenContinuations
 from obliviate.guards.synthetic import synthetic_targets
 from obliviate.methods import METHODS
-from obliviate.models.hf import HFLanguageModel
+from obliviate.models.hf import HFLanguageModel, encode_rows, prompt_ids
 from obliviate.models.protocol import HiddenStatesUnavailable, LanguageModel
 from obliviate.models.tiny import build_tiny_model
 from obliviate.models.tokenizer import train_tokenizer
@@ -235,7 +237,7 @@ def test_eco_corrupts_only_the_name_tokens(micro):
     person = bench.forget[0]["person"]
     prompt = format_prompt(f"Where was {person} born?")
     decision = eco.classifier.classify([prompt])[0]
-    ids = target.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = prompt_ids(target.tokenizer, [prompt])[0]  # positions index the ids the model sees, bos included
     corrupted = eco._noise_positions(prompt, decision)
     assert target.tokenizer.decode([ids[i] for i in corrupted]).strip() == person
 
@@ -270,6 +272,99 @@ def test_eco_auto_scope_falls_back_to_the_whole_prompt(micro, monkeypatch):
     assert method.facts()["scope"] == "prompt" and method.facts()["entity_scope_failed"] == "entity: no sigma"
     with pytest.raises(ObliviateError, match="scope=entity: entity: no sigma / scope=prompt: prompt: no sigma"):
         method.unlearn(target, bench)
+
+
+# --- flagged prompts on an instruct model (issue 19) -------------------------------------------
+
+# A system prompt long enough that the user's prompt starts well inside the ids, as in SmolLM2's template.
+SYSTEM_CHAT = ("<s>system\nYou are a helpful assistant who answers questions about people.</s>\n"
+               "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+               "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def chat_guards(micro):
+    """micro's untrained target behind a copy of its tokenizer that carries a chat template, and an
+    ECO (sigma 1) and a GUARD around it."""
+    bench, plain = micro
+    tok = copy.deepcopy(plain.tokenizer)
+    tok.chat_template = SYSTEM_CHAT
+    target = HFLanguageModel(plain.model, tok, "chat-target")
+    guards = {kind: METHODS.get(kind)(METHODS.get(kind).config_class(**args)).unlearn(target, bench)
+              for kind, args in (("eco", {"sigma": 1.0}), ("guard", {}))}
+    return bench, target, guards
+
+
+def first_forward_inputs(model):
+    """Hook recording the first forward call's (input_ids or inputs_embeds, attention mask): the whole prompt."""
+    seen = []
+
+    def hook(module, args, kwargs):
+        if not seen:
+            inputs = kwargs["input_ids"] if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]
+            mask = kwargs.get("attention_mask")  # generate leaves it out when nothing is padded
+            seen.append((inputs, torch.ones(inputs.shape[:2], dtype=torch.long) if mask is None else mask))
+
+    return seen, model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("kind", ["eco", "guard"])
+def test_flagged_prompts_reach_the_model_in_its_chat_template(chat_guards, kind, monkeypatch):
+    bench, target, guards = chat_guards
+    guarded, tok = guards[kind], target.tokenizer
+    monkeypatch.setitem(guarded.state, "sigma", 0.0)  # ECO without noise: the target's own inputs
+    prompts = [format_prompt(r["question"]) for r in bench.forget[:3]]
+    assert all(d.fired for d in guarded.classifier.classify(prompts))
+    seen, handle = first_forward_inputs(target.model)
+    try:
+        guarded.generate(prompts, 4)
+    finally:
+        handle.remove()
+    inputs, mask = seen[0]
+    if kind == "eco":  # noise 0: each position's embedding is exactly its token's row of the table
+        inputs = torch.cdist(inputs, target.model.get_input_embeddings().weight).argmin(-1)
+    assert [row[m.bool()].tolist() for row, m in zip(inputs, mask)] == prompt_ids(tok, prompts)
+    if kind == "eco":  # so ECO's sigma search at 0 compares the target with itself
+        assert guarded.generate(prompts, 8) == target.generate(prompts, 8)
+
+
+@pytest.mark.parametrize("path", ["log_probs", "generate"])
+def test_eco_noise_lands_on_the_name_inside_the_chat_template(chat_guards, path):
+    bench, target, guards = chat_guards
+    eco, tok = guards["eco"], target.tokenizer
+    person = bench.forget[0]["person"]
+    prompt = format_prompt(f"Where was {person} born?")
+    seen, handle = first_forward_inputs(target.model)
+    try:
+        if path == "log_probs":
+            eco.log_probs([prompt], [format_answer(bench.forget[0]["answer"])])
+        else:
+            eco.generate([prompt], 2)
+    finally:
+        handle.remove()
+    ids = prompt_ids(tok, [prompt])[0]
+    embeds = seen[0][0][0]
+    assert embeds.shape[0] >= len(ids), "the prompt reached the model without its chat template"
+    clean = target.model.get_input_embeddings().weight[ids]
+    noised = (embeds[: len(ids)] != clean).any(-1).nonzero().flatten().tolist()
+    assert noised and tok.decode([ids[i] for i in noised]).strip() == person
+
+
+def test_guard_scores_answer_tokens_from_where_the_answer_starts(chat_guards, monkeypatch):
+    bench, target, guards = chat_guards
+    tok = target.tokenizer
+    prompt, answer = format_prompt(bench.forget[0]["question"]), format_answer(bench.forget[0]["answer"])
+    prefixes, restrict = [], ForbiddenContinuations.restrict
+
+    def spy(self, row, generated, scores):
+        prefixes.append(generated)
+        return restrict(self, row, generated, scores)
+
+    monkeypatch.setattr(ForbiddenContinuations, "restrict", spy)
+    guards["guard"].log_probs([prompt], [answer])
+    ((ids, _),) = encode_rows(tok, [prompt], [answer])
+    answer_ids = ids[len(prompt_ids(tok, [prompt])[0]) : -1]  # between the assistant header and eos
+    assert len(answer_ids) >= 1 and prefixes == [answer_ids[:k] for k in range(len(answer_ids))]
 
 
 # --- issue 6 acceptance on tiny (slow: builds or reuses runs/tiny's cached models) --------------

@@ -39,7 +39,7 @@ from obliviate.errors import ObliviateError
 from obliviate.evals.qa import answer_recalled
 from obliviate.guards.base import GuardConfig, GuardedModel, GuardMethod
 from obliviate.guards.classifier import Decision
-from obliviate.models.hf import IGNORE, encode_rows, pad_rows
+from obliviate.models.hf import IGNORE, encode_rows, pad_rows, prompt_ids, prompt_token_spans
 from obliviate.registry import register_method
 
 
@@ -70,22 +70,22 @@ class ECOModel(GuardedModel):
         return self.state.get("scope") or ("entity" if self.config.scope == "auto" else self.config.scope)
 
     def _noise_positions(self, prompt: str, decision: Decision) -> list[int]:
-        """Indices into the prompt's tokens to corrupt: those overlapping an alias span, else all."""
-        enc = self.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-        n = len(enc["input_ids"])
+        """Indices into the prompt's `prompt_ids` row to corrupt: its tokens overlapping an alias span,
+        else all of its own tokens (never bos or a chat template's text around it)."""
+        spans = prompt_token_spans(self.tokenizer, [prompt])[0]
+        own = [i for i, span in enumerate(spans) if span is not None]
         if self.scope == "prompt" or not decision.spans:
-            return list(range(n))
-        hit = [i for i, (s, e) in enumerate(enc["offset_mapping"])
-               if any(s < b and a < e for a, b in decision.spans)]
-        return hit or list(range(n))
+            return own
+        hit = [i for i in own if any(spans[i][0] < b and a < spans[i][1] for a, b in decision.spans)]
+        return hit or own
 
     def _noise(self, prompt: str, count: int, width: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
         scale = self.sigma * float(self.state.get("embedding_std", 1.0))
         return torch.randn(count, width, generator=gen) * scale
 
-    def _corrupt(self, embeds: torch.Tensor, rows: list[tuple[int, str, Decision]]) -> torch.Tensor:
-        """Add noise per (row, position of the first prompt token, prompt, decision) at that row's chosen tokens."""
+    def _corrupt(self, embeds: torch.Tensor, rows: list[tuple[int, int, str, Decision]]) -> torch.Tensor:
+        """Add noise per (row, offset of its `prompt_ids` in the padded row, prompt, decision) at the chosen tokens."""
         embeds = embeds.clone()
         for row, start, prompt, decision in rows:
             pos = self._noise_positions(prompt, decision)
@@ -101,7 +101,7 @@ class ECOModel(GuardedModel):
         for s in range(0, len(rows), self.base.batch_size):
             ids, mask, labels = pad_rows(rows[s : s + self.base.batch_size], tok.pad_token_id)
             embeds = self._corrupt(model.get_input_embeddings()(ids),
-                                   [(j, 1, prompts[s + j], decisions[s + j]) for j in range(len(ids))])
+                                   [(j, 0, prompts[s + j], decisions[s + j]) for j in range(len(ids))])
             logp = torch.log_softmax(model(inputs_embeds=embeds, attention_mask=mask).logits[:, :-1].float(), -1)
             target = labels[:, 1:]
             valid = target != IGNORE
@@ -114,12 +114,12 @@ class ECOModel(GuardedModel):
         tok, model, out = self.tokenizer, self.base.model, []
         for s in range(0, len(prompts), self.base.batch_size):
             batch = prompts[s : s + self.base.batch_size]
-            rows = [[tok.bos_token_id] + tok.encode(p, add_special_tokens=False) for p in batch]
+            rows = prompt_ids(tok, batch)
             width = max(map(len, rows))
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
             embeds = self._corrupt(model.get_input_embeddings()(ids),
-                                   [(j, width - len(r) + 1, p, decisions[s + j]) for j, (r, p) in
+                                   [(j, width - len(r), p, decisions[s + j]) for j, (r, p) in
                                     enumerate(zip(rows, batch))])
             # With inputs_embeds and no input_ids, generate returns only the new tokens.
             gen = model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,

@@ -24,7 +24,7 @@ from transformers import LogitsProcessorList
 from obliviate.guards.base import GuardConfig, GuardedModel, GuardMethod
 from obliviate.guards.classifier import Decision
 from obliviate.guards.restriction import ForbiddenContinuations
-from obliviate.models.hf import IGNORE, encode_rows, pad_rows
+from obliviate.models.hf import IGNORE, encode_rows, pad_rows, prompt_ids
 from obliviate.registry import register_method
 
 
@@ -73,7 +73,7 @@ class GUARDModel(GuardedModel):
         tok, model, out = self.tokenizer, self.base.model, []
         for s in range(0, len(prompts), self.base.batch_size):
             batch = prompts[s : s + self.base.batch_size]
-            rows = [[tok.bos_token_id] + tok.encode(p, add_special_tokens=False) for p in batch]
+            rows = prompt_ids(tok, batch)
             width = max(map(len, rows))
             ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
@@ -88,12 +88,12 @@ class GUARDModel(GuardedModel):
     def _guarded_log_probs(self, prompts, answers, decisions):
         tok, model = self.tokenizer, self.base.model
         rows = [(ids, labels[:-1] + [IGNORE]) for ids, labels in encode_rows(tok, prompts, answers)]
-        prompt_lens = [len(p) for p in tok(list(prompts), add_special_tokens=False)["input_ids"]]
+        answer_starts = [len(p) for p in prompt_ids(tok, prompts)]
         out = []
         for s in range(0, len(rows), self.base.batch_size):
             ids, mask, labels = pad_rows(rows[s : s + self.base.batch_size], tok.pad_token_id)
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            starts = [1 + n for n in prompt_lens[s : s + len(ids)]]  # after bos + prompt
+            starts = answer_starts[s : s + len(ids)]
             proc = self._processor(decisions[s : s + len(ids)], starts)
             for j in range(len(ids)):
                 positions = (labels[j, 1:] != IGNORE).nonzero().flatten().tolist()  # logit p predicts token p + 1

@@ -34,10 +34,41 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[l
         return []
     if not uses_chat_template(tokenizer):
         return [[tokenizer.bos_token_id, *p] for p in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                           add_generation_prompt=True) if p else "" for p in prompts]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(_chat_texts(tokenizer, prompts), add_special_tokens=False)["input_ids"]
     return [i if p else [tokenizer.bos_token_id] for i, p in zip(ids, prompts)]
+
+
+def _chat_texts(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[str]:
+    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                          add_generation_prompt=True) if p else "" for p in prompts]
+
+
+def prompt_token_spans(tokenizer: PreTrainedTokenizerBase, prompts: list[str]
+                       ) -> list[list[tuple[int, int] | None]]:
+    """Per prompt, aligned with its `prompt_ids` row: each token's character span within the prompt
+    itself, or None for a token outside it (bos, the chat template's own text). Needs a fast tokenizer.
+
+    Guards use it to find a prompt's words among the ids the model sees, wherever a template puts them.
+    """
+    if not prompts:
+        return []
+    if not uses_chat_template(tokenizer):
+        offsets = tokenizer(list(prompts), add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return [[None, *map(tuple, o)] for o in offsets]
+    texts = _chat_texts(tokenizer, prompts)
+    offsets = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [_spans_within(o, t, p) if p else [None] for o, t, p in zip(offsets, texts, prompts)]
+
+
+def _spans_within(offsets, text: str, prompt: str) -> list[tuple[int, int] | None]:
+    """Token spans of `text` clipped to where `prompt` sits in it, shifted to start at 0; None outside it."""
+    # The prompt is the last user turn: its last occurrence in the text is the one the template placed.
+    start, length = text.rfind(prompt), len(prompt)
+    if start < 0:
+        raise ValueError(f"the chat template does not keep the prompt verbatim, so its tokens cannot be "
+                         f"located: {prompt!r} is not in {text!r}")
+    return [(max(s, start) - start, min(e, start + length) - start) if s < start + length and start < e else None
+            for s, e in offsets]
 
 
 @contextmanager
