@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import json
 import sys
 import threading
@@ -542,6 +543,60 @@ def worker(once: bool = typer.Option(False, "--once", help="process what is queu
         console.print(f"worker {summary['worker_id']}: {summary['jobs']} jobs; removed {len(summary['removed'])}, "
                       f"suppressed_only {len(summary['suppressed_only'])}, failed {len(summary['failed'])}, "
                       f"reclaimed {len(summary['reclaimed'])}; versions {summary['versions'] or '-'}")
+
+
+@command()
+def serve(model: Optional[str] = typer.Option(None, "--model", help="local mode: packaged name, Hugging Face "
+                                              "directory or .gguf (the ledger's current model version wins)"),
+          upstream: Optional[str] = typer.Option(None, "--upstream", help="upstream mode: base URL of an "
+                                                 "OpenAI-compatible server, e.g. http://127.0.0.1:8001/v1"),
+          db: Optional[str] = DbOpt,
+          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port", min=0),
+          guard: str = typer.Option("guard", "--guard", help="how flagged prompts are answered in local mode: "
+                                    "guard, eco or alu"),
+          protect: bool = typer.Option(True, "--protect/--no-protect", help="--no-protect turns the classifier and "
+                                       "the output audit off (a baseline for benchmarks, never for users)"),
+          admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file", help="file holding the "
+                                                          "admin API's bearer token (else $OBLIVIATE_ADMIN_TOKEN)"),
+          model_name: Optional[str] = typer.Option(None, "--model-name", help="the id clients send as model "
+                                                   "(default: the model folder's name)"),
+          max_batch: int = typer.Option(32, "--max-batch", min=1, help="most concurrent requests in one batch"),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads")) -> None:
+    """Serve a model through the OpenAI API, keeping the ledger's forget requests out of every answer.
+
+    Example: obliviate serve --model runs/tiny/models/.../target --db ledger.db --port 8000
+    """
+    import os
+
+    import uvicorn
+
+    from obliviate.serve.app import JsonFormatter, Settings, create_app
+
+    if upstream is None and model is None and db is None and not os.environ.get("OBLIVIATE_DB"):
+        raise ObliviateError("nothing to serve: pass --model SPEC (local mode) or --upstream URL (upstream mode)")
+    if guard not in ("guard", "eco", "alu"):
+        raise ObliviateError(f"unknown --guard {guard!r}; choose guard, eco or alu")
+    token = os.environ.get("OBLIVIATE_ADMIN_TOKEN")
+    if admin_token_file is not None:
+        try:
+            token = admin_token_file.read_text().strip()
+        except OSError as err:
+            raise ObliviateError(f"cannot read --admin-token-file {admin_token_file}: {err.strerror}") from None
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    served = logging.getLogger("obliviate.serve")
+    served.handlers[:] = [handler]
+    served.setLevel(logging.INFO)
+    served.propagate = False
+    settings = Settings(model=model, upstream=upstream, db=db, guard=guard, protect=protect, admin_token=token,
+                        model_name=model_name, max_batch=max_batch)
+    app = create_app(settings)
+    # access_log off: the app logs every request itself, as JSON, with its request id
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=30)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,284 @@
+"""`obliviate serve` as users reach it: a real uvicorn process on 127.0.0.1, the official `openai`
+client for chat, httpx for the admin API, and the ledger behind both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import torch
+
+from obliviate.config import load_config
+from obliviate.pipeline import models_dir, stage_data, stage_models
+from obliviate.serve.holdback import REFUSAL, audited
+
+TOKEN = "test-admin-token-4d1f"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """micro's benchmark and its trained target (the run cache shared with the other micro tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = load_config("micro", [f"output_dir={tmp_path_factory.getbasetemp() / 'micro-full'}"])
+    bench = stage_data(cfg)
+    stage_models(cfg, bench)
+    yield bench, models_dir(cfg) / "target"
+    torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `obliviate serve` subprocess; its stderr (the JSON log) is kept in `log`."""
+
+    def __init__(self, tmp: Path, *args: str, name: str = "server"):
+        self.port, self.log = free_port(), tmp / f"{name}.log"
+        env = {**os.environ, "OBLIVIATE_ADMIN_TOKEN": TOKEN}
+        self.proc = subprocess.Popen([sys.executable, "-m", "obliviate.cli", "serve", "--port", str(self.port),
+                                      "--threads", "1", *args], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=self.log.open("w"))
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"server not ready in 120 s: {self.log.read_text()[-3000:]}")
+        self.client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0)
+
+    def ask(self, question: str, model: str = "target", **kw) -> str:
+        out = self.client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
+                                                  temperature=0, max_tokens=12, **kw)
+        return out.choices[0].message.content
+
+    def stream(self, question: str, model: str = "target") -> tuple[str, str | None]:
+        chunks = list(self.client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], temperature=0, max_tokens=12, stream=True))
+        return "".join(c.choices[0].delta.content or "" for c in chunks), chunks[-1].choices[0].finish_reason
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise
+        return self.proc.returncode
+
+
+def records(bench, split: str, person: str) -> list[dict]:
+    return [{"subject": r["person"], "question": r["question"], "answer": r["answer"]}
+            for r in bench.split(split) if r["person"] == person]
+
+
+def request_body(bench, person: str) -> dict:
+    reference = [r for p in bench.people("holdout")[:8] for r in records(bench, "holdout", p)]
+    return {"request": {"kind": "data", "id": f"ticket-{person.split()[-1]}", "forget": records(bench, "forget", person),
+                        "reference": reference}, "legal_basis": "GDPR Art. 17"}
+
+
+def known_person(server: Server, bench) -> tuple[str, list[dict]]:
+    """A forget person whose facts the served target states (most of its canonical questions)."""
+    for person in bench.people("forget"):
+        facts = records(bench, "forget", person)
+        said = [f for f in facts if f["answer"].lower() in server.ask(f["question"]).lower()]
+        if len(said) >= len(facts) // 2:
+            return person, said
+    raise AssertionError("the micro target states no forget person's facts")
+
+
+def stated(text: str, facts: list[dict]) -> list[str]:
+    return [f["answer"] for f in facts if f["answer"].lower() in text.lower()]
+
+
+@pytest.fixture
+def local(micro, tmp_path):
+    bench, target = micro
+    server = Server(tmp_path, "--model", str(target), "--db", f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield server, bench
+    server.stop()
+
+
+# --- the product path --------------------------------------------------------------------------
+
+
+def test_a_submitted_request_is_suppressed_within_a_second_and_retain_answers_stay(local):
+    server, bench = local
+    assert [m.id for m in server.client.models.list().data] == ["target"]
+    person, facts = known_person(server, bench)
+    text, finish = server.stream(facts[0]["question"])
+    assert stated(text, facts[:1]) and finish == "stop"  # streaming says it too, before the request
+    retain_person = bench.people("retain")[0]
+    retain = records(bench, "retain", retain_person)
+    retain_before = [server.ask(r["question"]) for r in retain]
+
+    start = time.perf_counter()
+    response = httpx.post(f"{server.url}/admin/requests", json=request_body(bench, person), headers=ADMIN, timeout=30)
+    assert response.status_code == 201 and response.json()["status"] == "queued"
+    while stated(server.ask(facts[0]["question"]), facts):
+        assert time.perf_counter() - start < 1.0, "still stated 1 s after the submission"
+    assert time.perf_counter() - start < 1.0  # measured: submission + the first clean answer
+
+    for f in facts:
+        for text in (server.ask(f["question"]), server.stream(f["question"])[0]):
+            assert not stated(text, facts), (f["question"], text)
+    assert [server.ask(r["question"]) for r in retain] == retain_before  # nothing of it is guarded
+
+    # the same request with the same idempotency key is created once
+    again = [httpx.post(f"{server.url}/admin/requests", json=request_body(bench, person),
+                        headers=ADMIN | {"Idempotency-Key": "k-1"}, timeout=30) for _ in range(2)]
+    assert [r.status_code for r in again] == [201, 200] and again[0].json()["id"] == again[1].json()["id"]
+    listed = httpx.get(f"{server.url}/admin/requests", headers=ADMIN).json()
+    assert [r["status"] for r in listed] == ["queued", "queued"]
+    shown = httpx.get(f"{server.url}/admin/requests/{listed[0]['id']}", headers=ADMIN).json()
+    assert shown["legal_basis"] == "GDPR Art. 17" and [e["type"] for e in shown["events"]][:2] == ["received",
+                                                                                                 "suppressed"]
+    assert facts[0]["answer"] not in json.dumps(shown)
+    cancelled = httpx.post(f"{server.url}/admin/requests/{listed[1]['id']}/cancel", json={"reason": "duplicate"},
+                           headers=ADMIN)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    illegal = httpx.post(f"{server.url}/admin/requests/{listed[1]['id']}/cancel", headers=ADMIN)
+    assert illegal.status_code == 409 and "cancelled" in illegal.json()["error"]["message"]
+    assert httpx.get(f"{server.url}/admin/ledger/verify", headers=ADMIN).json()["ok"] is True
+    assert httpx.get(f"{server.url}/admin/models", headers=ADMIN).json() == []
+
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'obliviate_ledger_requests{status="queued"} 1.0' in metrics
+    assert 'obliviate_ledger_requests{status="cancelled"} 1.0' in metrics
+    assert 'obliviate_http_requests_total{route="/v1/chat/completions",status="200"}' in metrics
+    log = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    assert log and all(line["request_id"] for line in log if line["msg"] == "request")
+    text = server.log.read_text()
+    assert TOKEN not in text and facts[0]["answer"] not in text  # neither the token nor a fact is logged
+
+
+def test_bad_input_over_http_gets_clear_errors_and_the_server_stays_up(local):
+    server, _ = local
+    url = f"{server.url}/v1/chat/completions"
+    ok = {"model": "target", "messages": [{"role": "user", "content": "Where was Ada Vell born?"}]}
+
+    def post(body=None, content=None, headers=None):
+        return httpx.post(url, json=body, content=content, headers=headers, timeout=30)
+
+    cases = {
+        "1 MB prompt": (post({**ok, "messages": [{"role": "user", "content": "x" * 1_000_000}]}), 413, "limit"),
+        "invalid UTF-8": (post(content=b'{"model": "target", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+                               headers={"content-type": "application/json"}), 400, "UTF-8"),
+        "max_tokens 0": (post({**ok, "max_tokens": 0}), 422, "max_tokens"),
+        "max_tokens -5": (post({**ok, "max_tokens": -5}), 422, "max_tokens"),
+        "unknown model": (post({**ok, "model": "gpt-9"}), 404, "available: target"),
+        "malformed JSON": (post(content=b'{"model": "target", "messages": [', headers={"content-type":
+                                                                                      "application/json"}), 400, "JSON"),
+        "no content": (post({**ok, "messages": [{"role": "user"}]}), 422, "content"),
+        "empty content": (post({**ok, "messages": [{"role": "user", "content": "  "}]}), 422, "empty"),
+        "no messages": (post({**ok, "messages": []}), 422, "messages"),
+        "admin, no token": (httpx.get(f"{server.url}/admin/requests"), 401, "missing admin token"),
+        "admin, wrong token": (httpx.get(f"{server.url}/admin/requests", headers={"Authorization": "Bearer x"}), 403,
+                               "wrong admin token"),
+        "admin, bad record": (httpx.post(f"{server.url}/admin/requests", headers=ADMIN, json={"request": {
+            "kind": "data", "forget": [{"question": "q"}], "reference": []}}), 422, "forget.jsonl, line 1"),
+        "admin, unknown status": (httpx.get(f"{server.url}/admin/requests?status=gone", headers=ADMIN), 422, "gone"),
+        "admin, no such request": (httpx.get(f"{server.url}/admin/requests/999", headers=ADMIN), 404, "no request 999"),
+    }
+    for name, (response, status, words) in cases.items():
+        assert response.status_code == status, (name, response.status_code, response.text[:300])
+        error = response.json()["error"]
+        assert words in error["message"] and error["type"], (name, error)
+    with pytest.raises(openai.NotFoundError, match="available: target"):
+        server.ask("hello", model="nope")
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    assert server.ask("Where was Ada Vell born?")  # still answering
+
+
+def test_concurrent_requests_are_batched_and_sigterm_lets_them_finish(local):
+    server, bench = local
+    questions = [r["question"] for r in bench.retain[:24]]
+    alone = [server.ask(q) for q in questions[:4]]
+
+    async def burst():
+        client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        outs = await asyncio.gather(*(client.chat.completions.create(
+            model="target", messages=[{"role": "user", "content": q}], temperature=0, max_tokens=12)
+            for q in questions))
+        return [o.choices[0].message.content for o in outs]
+
+    together = asyncio.run(burst())
+    assert together[:4] == alone  # batching (left padding) does not change a greedy answer
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(burst())))
+    thread.start()
+    time.sleep(0.3)  # the burst is in flight
+    # uvicorn finishes the in-flight requests, then re-raises SIGTERM so the exit status says why it ended
+    assert server.stop() in (0, -signal.SIGTERM)
+    thread.join(timeout=60)
+    assert results and len(results[0]) == len(questions)  # every in-flight request was answered
+
+
+def test_the_upstream_proxy_never_streams_a_protected_fact_the_upstream_emits(micro, tmp_path):
+    bench, target = micro
+    upstream = Server(tmp_path, "--model", str(target), "--no-protect", "--db", f"sqlite:///{tmp_path / 'up.db'}",
+                      name="upstream")
+    proxy = Server(tmp_path, "--upstream", f"{upstream.url}/v1", "--db", f"sqlite:///{tmp_path / 'proxy.db'}",
+                   name="proxy")
+    try:
+        assert [m.id for m in proxy.client.models.list().data] == ["target"]
+        person, facts = known_person(proxy, bench)
+        response = httpx.post(f"{proxy.url}/admin/requests", json=request_body(bench, person), headers=ADMIN,
+                              timeout=30)
+        assert response.status_code == 201
+        for f in facts:
+            assert stated(upstream.ask(f["question"]), [f])  # the upstream still says it
+            text, finish = proxy.stream(f["question"])
+            assert not stated(text, facts) and finish == "content_filter" and REFUSAL in text
+            assert not stated(proxy.ask(f["question"]), facts)
+        retain = records(bench, "retain", bench.people("retain")[0])
+        assert [proxy.ask(r["question"]) for r in retain] == [upstream.ask(r["question"]) for r in retain]
+    finally:
+        proxy.stop()
+        upstream.stop()
+
+
+# --- the parts ------------------------------------------------------------------------------------
+
+
+def test_holdback_releases_nothing_of_a_value_that_completes_within_k_pieces():
+    async def run(pieces: list[str], k: int):
+        async def gen():
+            for p in pieces:
+                yield p
+
+        return [x async for x in audited(gen(), lambda text: ["Tallinn"] if "Tallinn" in text else [], k)]
+
+    leaky = ["She", " was", " born", " in", " Tal", "linn", " in", " 1951"]
+    out = asyncio.run(run(leaky, k=2))
+    released = "".join(t for t, f in out if f is None)
+    assert released == "She was born" and out[-1] == (" " + REFUSAL, "content_filter")
+    assert "Tal" not in released  # the value's first piece was still held when it completed
+    clean = ["She", " was", " born", " in", " Oslo"]
+    assert "".join(t for t, _ in asyncio.run(run(clean, k=2))) == "She was born in Oslo"
+    assert asyncio.run(run(["Tallinn"], k=4)) == [(REFUSAL, "content_filter")]
