@@ -91,14 +91,18 @@ class Server:
 
 
 def records(bench, split: str, person: str) -> list[dict]:
-    return [{"subject": r["person"], "question": r["question"], "answer": r["answer"]}
+    """The person's QA records with every phrasing trained on (exact deletion deletes exactly those)."""
+    return [{"subject": r["person"], "question": r["question"], "answer": r["answer"], "phrasings": r["phrasings"]}
             for r in bench.split(split) if r["person"] == person]
 
 
 def request_body(bench, person: str) -> dict:
+    """A data request for everything the model was trained on about `person`: QA records and biography."""
     reference = [r for p in bench.people("holdout")[:8] for r in records(bench, "holdout", p)]
-    return {"request": {"kind": "data", "id": f"ticket-{person.split()[-1]}", "forget": records(bench, "forget", person),
-                        "reference": reference}, "legal_basis": "GDPR Art. 17"}
+    bios = [{"subject": b["person"], "text": b["text"]} for b in bench.bios_of("forget") if b["person"] == person]
+    return {"request": {"kind": "data", "id": f"ticket-{person.split()[-1]}",
+                        "forget": records(bench, "forget", person) + bios, "reference": reference},
+            "legal_basis": "GDPR Art. 17"}
 
 
 def known_person(server: Server, bench) -> tuple[str, list[dict]]:
@@ -282,3 +286,56 @@ def test_holdback_releases_nothing_of_a_value_that_completes_within_k_pieces():
     clean = ["She", " was", " born", " in", " Oslo"]
     assert "".join(t for t, _ in asyncio.run(run(clean, k=2))) == "She was born in Oslo"
     assert asyncio.run(run(["Tallinn"], k=4)) == [(REFUSAL, "content_filter")]
+
+
+@pytest.fixture(scope="module")
+def sisa_store(micro, tmp_path_factory):
+    """A SISA store of micro's people (2 shards, 20 epochs: about 45 s on one thread); it knows their facts."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from obliviate.methods.exact import ExactConfig
+    from obliviate.methods.exact.sisa import SISAStore
+
+    bench, target = micro
+    path = tmp_path_factory.mktemp("sisa") / "store"
+    SISAStore.create(path, AutoTokenizer.from_pretrained(target), AutoConfig.from_pretrained(target), bench,
+                     ExactConfig(shards=2, slices=1, epochs=20, base_epochs=10), seed=0)
+    return path
+
+
+def test_after_the_worker_the_served_version_changes_and_the_fact_stays_absent(micro, sisa_store, tmp_path):
+    """The exact path: the worker deletes through the store, so the request ends `removed` and the
+    served version changes. (A weight-space job on micro ends `suppressed_only`: gradient difference
+    over-forgets one person, and the membership AUC of 0.21 against 0.5 shows it; test_worker covers it.)"""
+    from obliviate.ledger import directory_sha256, open_ledger, register_model_version
+    from obliviate.ledger.worker import run_worker
+
+    bench, _ = micro
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with open_ledger(db) as ledger, ledger.begin() as s:
+        register_model_version(s, path=sisa_store, weights_sha256=directory_sha256(sisa_store), actor="test",
+                               parent_id=None)
+    server = Server(tmp_path, "--db", db, "--model-name", "target")  # serves the ledger's current version
+    try:
+        assert httpx.get(f"{server.url}/readyz").json()["model_version"] == 1
+        person, facts = known_person(server, bench)
+        assert httpx.post(f"{server.url}/admin/requests", json=request_body(bench, person), headers=ADMIN,
+                          timeout=30).status_code == 201
+        assert httpx.get(f"{server.url}/readyz").json()["protected_targets"] == 1
+        with open_ledger(db) as ledger:
+            summary = run_worker(ledger, once=True, batch_window_s=0, method="gradient_difference",
+                                 cfg=load_config("micro", ["threads=1"]), versions_dir=tmp_path / "versions")
+        assert summary["removed"] == [1] and summary["versions"] == [2], summary
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/readyz").json()["model_version"] != 2:
+            assert time.monotonic() < deadline, "the new version was not loaded in 30 s"
+            time.sleep(0.2)
+        assert httpx.get(f"{server.url}/readyz").json()["protected_targets"] == 0  # removed: guard lifted
+        # and the retrained shard no longer says it, beyond what a model guesses of people it never saw
+        said = [f for f in facts if stated(server.ask(f["question"]), [f])]
+        holdout = [r for p in bench.people("holdout")[:8] for r in records(bench, "holdout", p)]
+        guessed = [r for r in holdout if stated(server.ask(r["question"]), [r])]
+        assert len(said) / len(facts) <= max(0.1, 2 * len(guessed) / len(holdout)), (said, len(guessed))
+        assert "obliviate_served_model_version 2.0" in httpx.get(f"{server.url}/metrics").text
+    finally:
+        server.stop()
