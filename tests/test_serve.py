@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +18,7 @@ import torch
 from obliviate.config import load_config
 from obliviate.pipeline import models_dir, stage_data, stage_models
 from obliviate.serve.holdback import REFUSAL, audited
+from obliviate.serve.process import ServerProcess
 
 TOKEN = "test-admin-token-4d1f"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -39,34 +36,12 @@ def micro(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One `obliviate serve` subprocess; its stderr (the JSON log) is kept in `log`."""
+class Server(ServerProcess):
+    """One `obliviate serve` subprocess (1 torch thread, the test token); its JSON log is in `log`."""
 
     def __init__(self, tmp: Path, *args: str, name: str = "server"):
-        self.port, self.log = free_port(), tmp / f"{name}.log"
-        env = {**os.environ, "OBLIVIATE_ADMIN_TOKEN": TOKEN}
-        self.proc = subprocess.Popen([sys.executable, "-m", "obliviate.cli", "serve", "--port", str(self.port),
-                                      "--threads", "1", *args], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=self.log.open("w"))
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError(f"server not ready in 120 s: {self.log.read_text()[-3000:]}")
+        super().__init__(["--threads", "1", *args], tmp / f"{name}.log", env={"OBLIVIATE_ADMIN_TOKEN": TOKEN},
+                         ready_s=120)
         self.client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0)
 
     def ask(self, question: str, model: str = "target", **kw) -> str:
@@ -78,16 +53,6 @@ class Server:
         chunks = list(self.client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": question}], temperature=0, max_tokens=12, stream=True))
         return "".join(c.choices[0].delta.content or "" for c in chunks), chunks[-1].choices[0].finish_reason
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                raise
-        return self.proc.returncode
 
 
 def records(bench, split: str, person: str) -> list[dict]:

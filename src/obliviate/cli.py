@@ -556,6 +556,8 @@ def serve(model: Optional[str] = typer.Option(None, "--model", help="local mode:
                                     "guard, eco or alu"),
           protect: bool = typer.Option(True, "--protect/--no-protect", help="--no-protect turns the classifier and "
                                        "the output audit off (a baseline for benchmarks, never for users)"),
+          audit: bool = typer.Option(True, "--audit/--no-audit", help="--no-audit leaves the guard alone, "
+                                     "without the output audit (to measure what the audit adds)"),
           admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file", help="file holding the "
                                                           "admin API's bearer token (else $OBLIVIATE_ADMIN_TOKEN)"),
           model_name: Optional[str] = typer.Option(None, "--model-name", help="the id clients send as model "
@@ -592,8 +594,8 @@ def serve(model: Optional[str] = typer.Option(None, "--model", help="local mode:
     served.handlers[:] = [handler]
     served.setLevel(logging.INFO)
     served.propagate = False
-    settings = Settings(model=model, upstream=upstream, db=db, guard=guard, protect=protect, admin_token=token,
-                        model_name=model_name, max_batch=max_batch)
+    settings = Settings(model=model, upstream=upstream, db=db, guard=guard, protect=protect, audit=audit,
+                        admin_token=token, model_name=model_name, max_batch=max_batch)
     app = create_app(settings)
     # access_log off: the app logs every request itself, as JSON, with its request id
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=30)

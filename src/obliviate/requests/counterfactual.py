@@ -40,7 +40,7 @@ def _mentions(name: str) -> re.Pattern:
     return re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
 
 
-def _names(count: int, rng: random.Random, taken: set[str]) -> list[str]:
+def invented_names(count: int, rng: random.Random, taken: set[str]) -> list[str]:
     """`count` first-name + surname names whose surnames are new (not a surname of `taken`)."""
     used = {_surname(n) for n in taken} | taken
     free = [s for s in vocab.SURNAMES if s not in used]
@@ -139,7 +139,7 @@ def synthesize_subjects(forget: list[dict], count: int | None, seed: int,
     rng = random.Random(seed)
     sources = list(subjects.items())
     out = []
-    for i, new_name in enumerate(_names(count, rng, set(subjects) | set(taken_names))):
+    for i, new_name in enumerate(invented_names(count, rng, set(subjects) | set(taken_names))):
         name, records = sources[i % len(sources)]
         values = _values(name, records, pool, forget_keys, rng)
         out += [_record(r, name, new_name, v, pool[r["attribute"]], rng) for r, v in zip(records, values)]

@@ -43,6 +43,7 @@ class Settings:
     db: str | None = None  # ledger URL (default $OBLIVIATE_DB, else ./obliviate-ledger.db)
     guard: str = "guard"  # guard | eco | alu: how a flagged prompt is answered (local mode)
     protect: bool = True  # False: no classifier, no audit (a baseline for benchmarks only)
+    audit: bool = True  # False: the guard alone, no output audit (to measure what the audit adds)
     admin_token: str | None = None
     model_name: str | None = None  # the id clients send as "model"; default: the model's folder name
     max_body_bytes: int = 256 * 1024
@@ -158,7 +159,7 @@ def build_state(settings: Settings) -> ServerState:
             raise ObliviateError("no model to serve: the ledger has no model version; pass --model SPEC (a "
                                  "packaged name, Hugging Face directory or .gguf file) or --upstream URL")
         lm = _load_model(spec)
-        state.engine = Engine(lm, settings.guard, settings.batch_window_s, settings.max_batch)
+        state.engine = Engine(lm, settings.guard, settings.batch_window_s, settings.max_batch, shield=shield)
         state.version_id = vid
         state.model_names = [settings.model_name or Path(str(settings.model or path)).name]
         state.metrics.version.set(vid or 0)
@@ -326,16 +327,18 @@ async def _answer(state: ServerState, body: wire.Sampling, messages: list[dict],
     max_tokens = _check(state, body)
     shield = state.shield
     snapshot = shield.snapshot if shield else None
-    decision = await asyncio.to_thread(shield.classify, classify_text, snapshot) if shield else None
-    if decision is not None and decision.fired:
-        state.metrics.flags.inc()
-
-    def leaks(text: str) -> list[str]:
-        return shield.leaks(classify_text, text, decision, snapshot) if shield else []
-
     cid = wire.completion_id("chatcmpl" if chat else "cmpl")
+
+    def auditor(decision):
+        if decision is not None and decision.fired:
+            state.metrics.flags.inc()
+        if shield is None or not state.settings.audit:
+            return lambda text: []
+        return lambda text: shield.leaks(classify_text, text, decision, snapshot)
+
     if state.upstream is not None:
-        return await _upstream_answer(state, body, cid, chat, leaks)
+        decision = (await asyncio.to_thread(shield.classify, [classify_text], snapshot))[0] if shield else None
+        return await _upstream_answer(state, body, cid, chat, auditor(decision))
     from obliviate.serve.engine import Job, Params, render_prompt
 
     engine = state.engine
@@ -345,10 +348,11 @@ async def _answer(state: ServerState, body: wire.Sampling, messages: list[dict],
         raise ApiError(400, f"the prompt is {len(ids)} tokens and max_tokens {max_tokens}; this model takes "
                        f"{limit} in all; shorten the prompt or lower max_tokens", code="context_length_exceeded")
     params = Params(max_tokens, body.temperature, body.top_p, tuple(body.stop or ()) or engine.default_stop())
-    job = Job(ids, guard_prompt, params, decision, snapshot.classifier if snapshot else None)
+    # the engine classifies the prompt with the rest of its batch (one embedding call per batch)
+    job = Job(ids, guard_prompt, params, classify_text if shield else None, snapshot)
     if not body.stream:
         text, finish = await asyncio.wrap_future(engine.submit(job).future)
-        if leaks(text):
+        if auditor(job.decision)(text):
             state.metrics.blocks.inc()
             text, finish = REFUSAL, "content_filter"
         n = len(engine.tokenizer.encode(text, add_special_tokens=False))
@@ -357,7 +361,6 @@ async def _answer(state: ServerState, body: wire.Sampling, messages: list[dict],
     loop, pieces = asyncio.get_running_loop(), asyncio.Queue()
     job.stream = _LoopQueue(loop, pieces)
     engine.submit(job)
-
     finish = {"reason": "stop"}
 
     async def from_engine():
@@ -368,7 +371,16 @@ async def _answer(state: ServerState, body: wire.Sampling, messages: list[dict],
         except Exception as err:  # noqa: BLE001 - the generation failed mid-stream
             raise ApiError(500, f"generation failed ({type(err).__name__})", "server_error") from None
 
-    return _sse(state, cid, body.model, chat, from_engine(), leaks, lambda: finish["reason"])
+    leaks = None
+
+    def lazy(text: str) -> list[str]:  # the decision exists once the engine has classified the batch
+        nonlocal leaks
+        if leaks is None:
+            job.classified.wait()
+            leaks = auditor(job.decision)
+        return leaks(text)
+
+    return _sse(state, cid, body.model, chat, from_engine(), lazy, lambda: finish["reason"])
 
 
 def _plain_ids(engine, prompt: str) -> tuple[list[int], str]:

@@ -5,8 +5,8 @@
     engine.swap(new_lm)                          # a new model version, taken between batches
 
 Batching: the model thread takes the first waiting job, then every job that arrives within
-`window_s` (default 5 ms) up to `max_batch`, and runs each group of jobs that share sampling
-parameters as one left-padded `generate` call. A streaming job runs alone, its tokens pushed to its
+`window_s` (default 5 ms) up to `max_batch`, classifies the batch's prompts in one embedding call,
+and runs each group of jobs that share sampling parameters as one left-padded `generate` call. A streaming job runs alone, its tokens pushed to its
 queue as they come. Flagged prompts are batched with the rest under the default guard (GUARD's
 forbidden-continuation penalty is a per-row logits processor: rows with nothing forbidden are
 untouched); under `eco` (noised input embeddings) and `alu` (the served model audits its own
@@ -48,16 +48,22 @@ class Params:
 @dataclass
 class Job:
     ids: list[int]  # the prompt as the model sees it (template applied)
-    guard_prompt: str  # the prompt as the guards and the classifier see it
+    guard_prompt: str  # the prompt as the guards see it
     params: Params
-    decision: Decision | None
-    classifier: object | None  # the snapshot's classifier (None: nothing protected)
+    classify_text: str | None = None  # what the classifier reads (None: nothing to classify)
+    snapshot: object | None = None  # the shield's snapshot the request was received under
+    decision: Decision | None = None  # set by the engine, before generation
     stream: "queue.Queue[str | None] | None" = None
     future: Future = field(default_factory=Future)
+    classified: threading.Event = field(default_factory=threading.Event)
 
     @property
     def flagged(self) -> bool:
         return self.decision is not None and self.decision.fired
+
+    @property
+    def classifier(self):
+        return getattr(self.snapshot, "classifier", None)
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -113,10 +119,10 @@ class Engine:
     """Owns the model on one thread; `submit` from any thread, `close` to stop after the current batch."""
 
     def __init__(self, lm, guard: str = "guard", window_s: float = 0.005, max_batch: int = 32,
-                 guard_config: dict | None = None):
+                 guard_config: dict | None = None, shield=None):
         if guard not in GUARDED_KINDS:
             raise ValueError(f"unknown guard {guard!r}; choose one of {', '.join(sorted(GUARDED_KINDS))}")
-        self.lm, self.guard, self.window_s, self.max_batch = lm, guard, window_s, max_batch
+        self.lm, self.guard, self.window_s, self.max_batch, self.shield = lm, guard, window_s, max_batch, shield
         self.guard_config = GUARDED_KINDS[guard].config_class(**(guard_config or {}))
         self.jobs: "queue.Queue[Job | None]" = queue.Queue()
         self.batches = 0
@@ -164,6 +170,7 @@ class Engine:
             if self._next_lm is not None:
                 self.lm, self._next_lm = self._next_lm, None
             self.batches += 1
+            self._classify(batch)
             for group in self._groups(batch):
                 try:
                     results = self._run(group)
@@ -176,8 +183,26 @@ class Engine:
                 for j, r in zip(group, results):
                     j.future.set_result(r)
 
+    def _classify(self, batch: list[Job]) -> None:
+        """Decide every job of the batch, one embedding call per snapshot (not one per request)."""
+        todo: dict[int, list[Job]] = {}
+        for j in batch:
+            if j.classify_text is not None and j.classifier is not None and self.shield is not None:
+                todo.setdefault(id(j.snapshot), []).append(j)
+        for jobs in todo.values():
+            try:
+                for j, d in zip(jobs, self.shield.classify([j.classify_text for j in jobs], jobs[0].snapshot)):
+                    j.decision = d
+            except Exception as err:  # noqa: BLE001 - unclassified means unanswered: fail the jobs
+                for j in jobs:
+                    j.classify_text = None
+                    j.future.set_exception(err)
+        for j in batch:
+            j.classified.set()
+
     def _groups(self, batch: list[Job]) -> list[list[Job]]:
         groups: dict[tuple, list[Job]] = {}
+        batch = [j for j in batch if not j.future.done()]
         for i, j in enumerate(batch):
             alone = j.stream is not None or (j.flagged and self.guard != "guard")
             groups.setdefault(("alone", i) if alone else j.params.key, []).append(j)

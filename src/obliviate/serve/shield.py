@@ -3,13 +3,16 @@ them, and the output audit every response passes.
 
     shield = Shield(ledger)                         # reads the ledger's protected facts once
     shield.refresh()                                # re-reads them if any ledger event was added since
-    decision = shield.classify(prompt_text)         # None while nothing is protected
+    decision = shield.classify([prompt_text])[0]    # None while nothing is protected
     leaked = shield.leaks(prompt_text, completion, decision)   # protected values the completion states
 
 The classifier is the guards' (`guards.classifier`): alias matching plus embedding similarity,
-with its threshold calibrated to a 1 % false-positive rate on questions about no person (the
-general replay questions and the built-in world questions). A flagged prompt is answered through
-the guard (`engine.py`).
+with its threshold calibrated to a 1 % false-positive rate on prompts it must not fire on: the
+general replay questions, the built-in world questions, and the protected questions themselves
+asked about invented people (the first 10 protected subjects' questions, name swapped). Without
+those, questions about other people fired far more often than 1 %: on tiny, calibrated on general
+and world questions alone, the guard cost retain accuracy 12 points (docs/serve.md). A flagged
+prompt is answered through the guard (`engine.py`).
 
 The audit runs on every response, flagged or not, so a prompt form the classifier misses cannot
 carry a protected value out: a completion leaks when it states, as whole words, a protected answer
@@ -25,6 +28,8 @@ suppression, removal, cancellation) appends an event, so an unchanged maximum me
 
 from __future__ import annotations
 
+import random
+import re
 import threading
 from dataclasses import dataclass
 
@@ -36,6 +41,7 @@ from obliviate.guards.classifier import Decision, PromptClassifier
 from obliviate.guards.embeddings import Embedder, load_embedder
 from obliviate.guards.targets import ForgetTarget, TargetStore, words
 from obliviate.ledger import Event, protected_targets
+from obliviate.requests.counterfactual import invented_names
 
 FPR = 0.01
 
@@ -46,6 +52,18 @@ def negative_prompts() -> list[str]:
     from obliviate.evals.multiple_choice import world_choice_questions
 
     return [format_prompt(q) for q in [*GENERAL_QUESTIONS, *(q["question"] for q in world_choice_questions())]]
+
+
+def counterfactual_prompts(targets: list[ForgetTarget], limit: int = 10, seed: int = 0) -> list[str]:
+    """The first `limit` person targets' questions about invented people: same wording, name swapped."""
+    people = [t for t in targets if t.aliases][:limit]
+    names = invented_names(len(people), random.Random(seed), {t.name for t in targets})
+    out = []
+    for target, new in zip(people, names):
+        pattern = re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in target.names))
+        out += [format_prompt(pattern.sub(lambda m: new if m.group() == target.name else new.split()[-1],
+                                          f["question"])) for f in target.facts if f.get("question")]
+    return out
 
 
 def ledger_targets(ledger) -> tuple[list[ForgetTarget], int]:
@@ -98,16 +116,17 @@ class Shield:
             with self._lock:
                 matrix = self.embedder.encode([TargetStore.key_text(t) for t in targets])
                 classifier = PromptClassifier(TargetStore(targets, self.embedder, matrix), top_k=self.top_k)
-                classifier.calibrate(self._negatives, self.fpr)
+                classifier.calibrate(self._negatives + counterfactual_prompts(targets), self.fpr)
         self.snapshot = Snapshot(marker, classifier)
         return True
 
-    def classify(self, prompt: str, snapshot: Snapshot | None = None) -> Decision | None:
+    def classify(self, prompts: list[str], snapshot: Snapshot | None = None) -> list[Decision | None]:
+        """One decision per prompt (None while nothing is protected); one embedding call for all."""
         clf = (snapshot or self.snapshot).classifier
         if clf is None:
-            return None
+            return [None] * len(prompts)
         with self._lock:
-            return clf.classify([prompt])[0]
+            return clf.classify(prompts)
 
     def leaks(self, prompt: str, completion: str, decision: Decision | None,
               snapshot: Snapshot | None = None) -> list[str]:
