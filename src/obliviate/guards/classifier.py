@@ -56,18 +56,27 @@ def calibrate_threshold(similarities: np.ndarray, alias_hit: np.ndarray, fpr: fl
 class PromptClassifier:
     """Alias matching + embedding similarity over a `TargetStore`; decisions are cached per prompt."""
 
-    def __init__(self, store: TargetStore, threshold: float = 1.0, top_k: int = 3, cache: bool = True):
+    def __init__(self, store: TargetStore, threshold: float = 1.0, top_k: int = 3, cache: bool = True,
+                 embed_named: bool = True):
+        """embed_named=False: a prompt that names a target fires on the name alone and retrieves only
+        the targets it names, without the embedding call (the server: the embedding model costs more
+        than a small served model's generation)."""
         if top_k < 1:
             raise ObliviateError(f"top_k must be >= 1, got {top_k!r}")
         self.store, self.threshold, self.top_k, self.cache = store, threshold, top_k, cache
+        self.embed_named = embed_named
         self._decisions: dict[str, Decision] = {}
 
     def _raw(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int, int]]],
                                                 np.ndarray, np.ndarray]:
-        """(best similarity, alias hit?, alias hits, top-k indices, top-k similarities) per prompt."""
+        """(best similarity, alias hit?, alias hits, top-k indices (-1: none), top-k similarities) per prompt."""
         encode = self.store.embedder.encode if self.cache else self.store.embedder.encode_uncached
-        idx, sims = self.store.search(encode(prompts), self.top_k)
         hits = [self.store.alias_hits(p) for p in prompts]
+        need = [i for i, h in enumerate(hits) if self.embed_named or not h]
+        k = min(self.top_k, len(self.store))
+        idx, sims = np.full((len(prompts), k), -1), np.zeros((len(prompts), k), dtype=np.float32)
+        if need:
+            idx[need], sims[need] = self.store.search(encode([prompts[i] for i in need]), self.top_k)
         return sims[:, 0], np.array([bool(h) for h in hits]), hits, idx, sims
 
     def classify(self, prompts: list[str]) -> list[Decision]:
@@ -77,7 +86,8 @@ class PromptClassifier:
             best, hit, hits, idx, _ = self._raw(todo)
             for j, p in enumerate(todo):
                 named = list(dict.fromkeys(t for t, _, _ in hits[j]))
-                targets = tuple(list(dict.fromkeys([*named, *idx[j].tolist()]))[: max(self.top_k, len(named))])
+                nearest = [t for t in idx[j].tolist() if t >= 0]
+                targets = tuple(list(dict.fromkeys([*named, *nearest]))[: max(self.top_k, len(named))])
                 fired = bool(hit[j] or best[j] > self.threshold)
                 fresh[p] = Decision(fired, 1.0 if hit[j] else float(best[j]), targets,
                                     tuple((s, e) for _, s, e in hits[j]))

@@ -16,9 +16,9 @@ prompt is answered through the guard (`engine.py`).
 
 The audit runs on every response, flagged or not, so a prompt form the classifier misses cannot
 carry a protected value out: a completion leaks when it states, as whole words, a protected answer
-of a target that the prompt retrieved (its top-k, fired or not) or that the prompt or completion
-names by alias, or when it names a protected subject the prompt did not name (the answer to a
-reverse question). Checking every protected answer against every response would refuse answers
+of a target that a flagged prompt retrieved (its top-k) or that the prompt or completion names by
+alias, or when it names a protected subject the prompt did not name (the answer to a reverse
+question). Checking every protected answer against every response would refuse answers
 that merely share a common value ("1973", "physician") with some protected person; tying the
 check to the targets in play keeps retain answers intact (docs/serve.md has the measured rates).
 
@@ -115,7 +115,8 @@ class Shield:
         if targets:
             with self._lock:
                 matrix = self.embedder.encode([TargetStore.key_text(t) for t in targets])
-                classifier = PromptClassifier(TargetStore(targets, self.embedder, matrix), top_k=self.top_k)
+                classifier = PromptClassifier(TargetStore(targets, self.embedder, matrix), top_k=self.top_k,
+                                              embed_named=False)
                 classifier.calibrate(self._negatives + counterfactual_prompts(targets), self.fpr)
         self.snapshot = Snapshot(marker, classifier)
         return True
@@ -135,7 +136,9 @@ class Shield:
         if clf is None or not completion.strip():
             return []
         store = clf.store
-        in_play = list(decision.targets if decision else ())
+        # the top-k of a prompt the classifier did not flag is whoever is nearest, not whom it asks
+        # about: auditing their values refused retain answers sharing one (tiny: 473 -> 435 of 500)
+        in_play = list(decision.targets if decision is not None and decision.fired else ())
         in_play += [t for t, _, _ in store.alias_hits(completion)] + [t for t, _, _ in store.alias_hits(prompt)]
         text = [w for w, _, _ in words(completion)]
         asked = {t for t, _, _ in store.alias_hits(prompt)}
