@@ -60,8 +60,15 @@ def ledger_with_requests(bench, work: Path) -> str:
     return db
 
 
+ERRORS: list[str] = []  # the first few error messages, kept in the result
+
+
+TOKENS: dict[str, int] = {}  # completion tokens per server url
+
+
 async def ask_all(url: str, questions: list[str], concurrency: int) -> tuple[list[str | None], list[float], float]:
-    """(answers, None on error; per-request latency; wall time) of the questions, `concurrency` at a time."""
+    """(answers, None on error; per-request latency; wall time) of the questions, `concurrency` at a time;
+    completion tokens are added up in TOKENS[url]."""
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600,
                                 http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)))
     gate = asyncio.Semaphore(concurrency)
@@ -72,8 +79,11 @@ async def ask_all(url: str, questions: list[str], concurrency: int) -> tuple[lis
             try:
                 out = await client.chat.completions.create(model="target", messages=[{"role": "user", "content": q}],
                                                            temperature=0, max_tokens=12)
+                TOKENS[url] = TOKENS.get(url, 0) + out.usage.completion_tokens
                 return out.choices[0].message.content, time.perf_counter() - t
-            except openai.OpenAIError:
+            except openai.OpenAIError as err:
+                if len(ERRORS) < 5:
+                    ERRORS.append(f"{type(err).__name__}: {str(err)[:300]}")
                 return None, time.perf_counter() - t
 
     start = time.perf_counter()
@@ -107,8 +117,10 @@ def load_rows(servers: dict, bursts: list[list[str]], concurrency: int) -> dict:
     per: dict[str, dict] = {name: {"latencies": [], "walls": [], "errors": 0, "requests": 0} for name in servers}
     for questions in bursts:
         for name, server in servers.items():  # alternate burst by burst
+            before = TOKENS.get(server.url, 0)
             answers, lat, wall = asyncio.run(ask_all(server.url, questions, concurrency))
             row = per[name]
+            row["tokens"] = row.get("tokens", 0) + TOKENS.get(server.url, 0) - before
             row["latencies"] += lat
             row["walls"].append(wall)
             row["errors"] += sum(a is None for a in answers)
@@ -119,6 +131,8 @@ def load_rows(servers: dict, bursts: list[list[str]], concurrency: int) -> dict:
                      "p50_s": round(statistics.median(row["latencies"]), 3),
                      "p99_s": round(percentile(row["latencies"], 0.99), 3),
                      "throughput_rps": round(row["requests"] / sum(row["walls"]), 2),
+                     "completion_tokens_per_s": round(row["tokens"] / sum(row["walls"]), 1),
+                     "mean_completion_tokens": round(row["tokens"] / max(1, row["requests"] - row["errors"]), 2),
                      "burst_walls_s": [round(w, 2) for w in row["walls"]]}
     return out
 
@@ -139,13 +153,14 @@ def protection_rows(servers: dict, bench, concurrency: int) -> dict:
     return out
 
 
-def run_model(preset: str, rounds: int, threads: int, work: Path) -> dict:
+def run_model(preset: str, rounds: int, threads: int, work: Path, guard_options: list[str] = ()) -> dict:
     cfg = load_config(preset, [f"threads={threads}"])
     bench = stage_data(cfg)
     stage_models(cfg, bench, ("target",))
     target = str(models_dir(cfg) / "target")
     db = ledger_with_requests(bench, work / preset)
-    common = ["--model", target, "--model-name", "target", "--threads", str(threads)]
+    common = ["--model", target, "--model-name", "target", "--threads", str(threads),
+              *[x for o in guard_options for x in ("--guard-option", o)]]
     servers = {"protected": ServerProcess([*common, "--db", db], work / f"{preset}-protected.log"),
                "unprotected": ServerProcess([*common, "--no-protect", "--db", f"sqlite:///{work / preset / 'u.db'}"],
                                             work / f"{preset}-unprotected.log")}
@@ -166,6 +181,8 @@ def run_model(preset: str, rounds: int, threads: int, work: Path) -> dict:
     return {"concurrency": concurrency, "rounds": rounds, "targets": len(bench.people("forget")),
             "load": load, "throughput_ratio_protected_over_unprotected": round(
                 load["protected"]["throughput_rps"] / load["unprotected"]["throughput_rps"], 3),
+            "token_throughput_ratio_protected_over_unprotected": round(
+                load["protected"]["completion_tokens_per_s"] / load["unprotected"]["completion_tokens_per_s"], 3),
             "guard_counters_after_load": flags, "protection": protection}
 
 
@@ -174,28 +191,31 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,smollm2")
     parser.add_argument("--rounds", type=int, default=3, help="bursts per server and model")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each server")
+    parser.add_argument("--guard-option", action="append", default=[], help="KEY=VALUE for the guard (serve's)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="obliviate-serve-load-"))
-    result = {"benchmark": "serve_load", "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    result = {"benchmark": "serve_load", "guard_options": args.guard_option, "load_average_before": [round(x, 2) for x in os.getloadavg()],
               "cores": os.cpu_count(), "models": {}}
     start = time.perf_counter()
     try:
         for preset in args.models.split(","):
-            result["models"][preset] = run_model(preset, args.rounds, args.threads, work)
+            result["models"][preset] = run_model(preset, args.rounds, args.threads, work, args.guard_option)
             print(json.dumps({preset: result["models"][preset]}, indent=1), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result |= {"seconds": round(time.perf_counter() - start, 1),
+    result |= {"errors_seen": ERRORS, "seconds": round(time.perf_counter() - start, 1),
                "load_average_after": [round(x, 2) for x in os.getloadavg()], "environment": environment()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     for preset, m in result["models"].items():
         print(f"\n{preset}: {m['concurrency']} concurrent x {m['rounds']} bursts; throughput ratio "
-              f"{m['throughput_ratio_protected_over_unprotected']} (goal >= 0.9)")
+              f"{m['throughput_ratio_protected_over_unprotected']} (goal >= 0.9), in completion tokens "
+              f"{m['token_throughput_ratio_protected_over_unprotected']}")
         for name, row in m["load"].items():
             print(f"  {name:12s} errors {row['errors']}/{row['requests']}  p50 {row['p50_s']} s  p99 {row['p99_s']} s"
-                  f"  {row['throughput_rps']} req/s")
+                  f"  {row['throughput_rps']} req/s  {row['completion_tokens_per_s']} tok/s "
+                  f"({row['mean_completion_tokens']} per answer)")
         for name, row in m["protection"].items():
             print(f"  {name:12s} " + "  ".join(f"{g} {v['stated']}/{v['n']}" for g, v in row.items()))
 

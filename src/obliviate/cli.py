@@ -556,6 +556,8 @@ def serve(model: Optional[str] = typer.Option(None, "--model", help="local mode:
                                     "guard, eco or alu"),
           protect: bool = typer.Option(True, "--protect/--no-protect", help="--no-protect turns the classifier and "
                                        "the output audit off (a baseline for benchmarks, never for users)"),
+          guard_option: Optional[list[str]] = typer.Option(None, "--guard-option", help="KEY=VALUE of the guard's "
+                                                           "config, e.g. semantic_candidates=0 (repeatable)"),
           audit: bool = typer.Option(True, "--audit/--no-audit", help="--no-audit leaves the guard alone, "
                                      "without the output audit (to measure what the audit adds)"),
           admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file", help="file holding the "
@@ -594,8 +596,24 @@ def serve(model: Optional[str] = typer.Option(None, "--model", help="local mode:
     served.handlers[:] = [handler]
     served.setLevel(logging.INFO)
     served.propagate = False
+    import yaml
+
+    options = {}
+    for item in guard_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ObliviateError(f"--guard-option {item!r} is not KEY=VALUE; e.g. --guard-option penalty=30")
+        options[key.strip()] = yaml.safe_load(value)
+    from obliviate.guards.base import GUARDED_KINDS
+    from pydantic import ValidationError
+
+    try:
+        GUARDED_KINDS[guard].config_class(**options)
+    except ValidationError as err:
+        raise ObliviateError(f"--guard-option for {guard}: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") \
+            from None
     settings = Settings(model=model, upstream=upstream, db=db, guard=guard, protect=protect, audit=audit,
-                        admin_token=token, model_name=model_name, max_batch=max_batch)
+                        guard_config=options, admin_token=token, model_name=model_name, max_batch=max_batch)
     app = create_app(settings)
     # access_log off: the app logs every request itself, as JSON, with its request id
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=30)

@@ -42,6 +42,7 @@ class Settings:
     upstream_api_key: str | None = None
     db: str | None = None  # ledger URL (default $OBLIVIATE_DB, else ./obliviate-ledger.db)
     guard: str = "guard"  # guard | eco | alu: how a flagged prompt is answered (local mode)
+    guard_config: dict = field(default_factory=dict)  # the guard's config fields, e.g. {"penalty": 30}
     protect: bool = True  # False: no classifier, no audit (a baseline for benchmarks only)
     audit: bool = True  # False: the guard alone, no output audit (to measure what the audit adds)
     admin_token: str | None = None
@@ -159,7 +160,8 @@ def build_state(settings: Settings) -> ServerState:
             raise ObliviateError("no model to serve: the ledger has no model version; pass --model SPEC (a "
                                  "packaged name, Hugging Face directory or .gguf file) or --upstream URL")
         lm = _load_model(spec)
-        state.engine = Engine(lm, settings.guard, settings.batch_window_s, settings.max_batch, shield=shield)
+        state.engine = Engine(lm, settings.guard, settings.batch_window_s, settings.max_batch,
+                              guard_config=settings.guard_config, shield=shield)
         state.version_id = vid
         state.model_names = [settings.model_name or Path(str(settings.model or path)).name]
         state.metrics.version.set(vid or 0)
