@@ -16,6 +16,7 @@ ensemble (SISA, S3T) decodes its mixture greedily, whatever the sampling paramet
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -23,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import torch
-from transformers import LogitsProcessorList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from obliviate.guards.base import GUARDED_KINDS
@@ -88,6 +89,19 @@ def render_prompt(tokenizer, messages: list[dict]) -> tuple[list[int], str]:
     return [tokenizer.bos_token_id, *tokenizer.encode(prompt, add_special_tokens=False)], prompt
 
 
+class GuardedLineEnd(StoppingCriteria):
+    """Ends a guarded row at its first line break. GUARD's penalty can push the model off its
+    answer, and what follows is not one: on SmolLM2 a guarded year ran "97\n\nIn the year of the
+    year, which" to max_tokens, and the whole batch waited for it."""
+
+    def __init__(self, guarded: list[bool], newline_ids: frozenset[int]):
+        self.guarded, self.newline_ids = guarded, newline_ids
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        last = input_ids[:, -1].tolist()
+        return torch.tensor([g and t in self.newline_ids for g, t in zip(self.guarded, last)])
+
+
 class QueueStreamer(BaseStreamer):
     """Pushes each new piece of decoded text to a queue (None at the end); the first `put` is the prompt."""
 
@@ -133,6 +147,11 @@ class Engine:
     @property
     def tokenizer(self):
         return self.lm.tokenizer
+
+    @functools.cached_property
+    def newline_ids(self) -> frozenset[int]:
+        tok = self.tokenizer
+        return frozenset(i for i in range(len(tok)) if "\n" in tok.decode([i]))
 
     def default_stop(self) -> tuple[str, ...]:
         # A model without a chat template was trained to end an answer at the line's end.
@@ -241,6 +260,9 @@ class Engine:
         kwargs = dict(max_new_tokens=params.max_tokens, do_sample=sample, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id,
                       logits_processor=LogitsProcessorList([proc]) if proc is not None else None)
+        guarded = [j.flagged for j in group] if proc is not None else []
+        if any(guarded):
+            kwargs.update(stopping_criteria=StoppingCriteriaList([GuardedLineEnd(guarded, self.newline_ids)]))
         if sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
         if params.stop:
@@ -248,9 +270,10 @@ class Engine:
         streamer = QueueStreamer(tok, first.stream, params.stop) if first.stream is not None else None
         out = self.lm.model.generate(input_ids=ids, attention_mask=mask, streamer=streamer, **kwargs)
         results = []
-        for row in out:
+        for i, row in enumerate(out):
             new = row[width:].tolist()
-            text, stopped = cut_at_stop(tok.decode(new, skip_special_tokens=True), params.stop)
+            stop = params.stop + ("\n",) if guarded and guarded[i] else params.stop
+            text, stopped = cut_at_stop(tok.decode(new, skip_special_tokens=True), stop)
             ended = stopped or tok.eos_token_id in new or len(new) < params.max_tokens
             results.append((text.strip() if not uses_chat_template(tok) else text, "stop" if ended else "length"))
         return results
