@@ -130,6 +130,20 @@ def test_classifier_calibrates_to_the_false_positive_rate(toy_store):
     assert d.fired and d.score == 1.0 and d.targets[0] == 2 and len(d.targets) == 2
 
 
+def test_a_named_prompt_skips_the_embedding_when_embed_named_is_off(toy_store, monkeypatch):
+    calls = []
+    encode = toy_store.embedder.encode
+    monkeypatch.setattr(toy_store.embedder, "encode", lambda texts: calls.append(list(texts)) or encode(texts))
+    clf = PromptClassifier(toy_store, top_k=2, embed_named=False)
+    named, other = format_prompt("Where was Sorrel Foxley born?"), format_prompt("Who wrote the play Hamlet?")
+    d_named, d_other = clf.classify([named, other])
+    assert calls == [[other]]  # one embedding call, for the prompt that names no target
+    assert d_named.fired and d_named.score == 1.0 and d_named.targets == (0,)  # only whom it names
+    assert len(d_other.targets) == 2 and all(t >= 0 for t in d_other.targets)
+    with_embedding = PromptClassifier(toy_store, top_k=2).classify([named])[0]
+    assert with_embedding.targets[0] == 0 and len(with_embedding.targets) == 2  # the default: named + nearest
+
+
 # --- GUARD's restriction processor -------------------------------------------------------------
 
 def test_processor_blocks_a_forbidden_continuation_exactly():

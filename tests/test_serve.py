@@ -304,3 +304,15 @@ def test_after_the_worker_the_served_version_changes_and_the_fact_stays_absent(m
         assert "obliviate_served_model_version 2.0" in httpx.get(f"{server.url}/metrics").text
     finally:
         server.stop()
+
+
+def test_a_guarded_row_ends_at_its_line_break_and_the_others_run_on():
+    import torch
+
+    from obliviate.serve.engine import GuardedLineEnd, cut_at_stop
+
+    stop = GuardedLineEnd([True, False], frozenset({7}))
+    assert stop(torch.tensor([[1, 7], [1, 7]]), None).tolist() == [True, False]
+    assert stop(torch.tensor([[1, 3], [1, 3]]), None).tolist() == [False, False]
+    assert cut_at_stop("97\n\nIn the year", ("\n",)) == ("97", True)
+    assert cut_at_stop("Oslo", ("\n", "END")) == ("Oslo", False)

@@ -58,12 +58,15 @@ class GUARDModel(GuardedModel):
         semantic = None
         if self.config.semantic_candidates > 0:
             embedder = self.classifier.store.embedder
-            answer_vecs = [embedder.encode(answers) for _, answers in per_row]
+            answer_vecs = [torch.from_numpy(embedder.encode(answers)) for _, answers in per_row]
 
             def semantic(row: int, matched: list[int], candidates: list[int]) -> list[int]:
                 texts = [self.tokenizer.decode(matched + [c]).strip() for c in candidates]
-                sims = embedder.encode(texts) @ answer_vecs[row].T
-                return [c for c, s in zip(candidates, sims.max(1)) if s >= self.config.semantic_threshold]
+                # torch, not numpy: numpy's OpenBLAS threads keep spinning after a product and take the
+                # cores the model needs (as in `TargetStore.search`)
+                sims = torch.from_numpy(embedder.encode(texts)) @ answer_vecs[row].T
+                return [c for c, s in zip(candidates, sims.max(1).values.tolist())
+                        if s >= self.config.semantic_threshold]
 
         return ForbiddenContinuations([seqs for seqs, _ in per_row], starts, self.config.penalty, semantic,
                                       self.config.semantic_candidates)
