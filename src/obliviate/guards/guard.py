@@ -2,7 +2,7 @@
 Generation-time LLM Unlearning via Adaptive Restriction and Detection").
 
 For a prompt the classifier flags, the forbidden sequences are the answers of its top-k retrieved
-targets (tokenized with and without a leading space); `restriction.ForbiddenContinuations`
+targets (tokenized with and without a leading space, as written, lower-cased and capitalised); `restriction.ForbiddenContinuations`
 penalises, at every step, tokens that would continue one of them (token matching) and, while a
 match is partial, top candidates whose continuation embeds close to a forbidden answer (semantic
 matching). Unflagged prompts run the target untouched.
@@ -48,7 +48,10 @@ class GUARDModel(GuardedModel):
         seqs = []
         for a in answers:
             if a not in cache:
-                forms = [self.tokenizer.encode(f, add_special_tokens=False) for f in (f" {a}", a)]
+                # each casing too: on SmolLM2 a guarded "Undine" came out as "undine", another token
+                # path that matching the answer's own tokens alone never blocked
+                texts = [t for c in dict.fromkeys((a, a.lower(), a.capitalize())) for t in (f" {c}", c)]
+                forms = [self.tokenizer.encode(f, add_special_tokens=False) for f in texts]
                 cache[a] = [list(f) for f in dict.fromkeys(map(tuple, forms)) if f]
             seqs += cache[a]
         return seqs, answers
