@@ -74,7 +74,8 @@ def evaluate(path: str, bench, served: list[str]) -> dict:
 def summary_of(values: list[float]) -> dict:
     if not values:
         return {"n": 0, "median": None, "max": None}
-    return {"n": len(values), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
+    return {"n": len(values), "median": round(statistics.median(values), 3), "max": round(max(values), 3),
+            "argmax": values.index(max(values)), "values": [round(v, 3) for v in values]}
 
 
 def main(argv: list[str] | None = None) -> dict:
