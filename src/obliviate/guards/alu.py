@@ -54,7 +54,7 @@ class Finding:
     leaked: str  # the alias or forbidden answer found in the draft
 
 
-def _contains(text_words: list[str], phrase: str) -> bool:
+def contains_phrase(text_words: list[str], phrase: str) -> bool:
     """Whether `phrase`'s words occur contiguously in `text_words` (case-folded)."""
     p = [w for w, _, _ in words(phrase)]
     return bool(p) and any(text_words[i : i + len(p)] == p for i in range(len(text_words) - len(p) + 1))
@@ -72,7 +72,7 @@ class RuleAgent:
             draft_words = [w for w, _, _ in words(draft)]
             for t in decision.targets:
                 target = self.store.targets[t]
-                found += [Finding(target.name, a) for a in target.forbidden_answers if _contains(draft_words, a)]
+                found += [Finding(target.name, a) for a in target.forbidden_answers if contains_phrase(draft_words, a)]
         return found
 
     @staticmethod

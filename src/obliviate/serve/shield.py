@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from obliviate.data import format_prompt
-from obliviate.guards.alu import _contains
+from obliviate.guards.alu import contains_phrase
 from obliviate.guards.classifier import Decision, PromptClassifier
 from obliviate.guards.embeddings import Embedder, load_embedder
 from obliviate.guards.targets import ForgetTarget, TargetStore, words
@@ -145,5 +145,5 @@ class Shield:
         # a protected name the prompt did not give: the answer to a reverse question ("who was born ...?")
         found = [completion[s:e] for t, s, e in store.alias_hits(completion) if t not in asked]
         for t in dict.fromkeys(in_play):
-            found += [a for a in store.targets[t].forbidden_answers if _contains(text, a)]
+            found += [a for a in store.targets[t].forbidden_answers if contains_phrase(text, a)]
         return list(dict.fromkeys(found))
