@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
 
 from obliviate.data import format_prompt
 from obliviate.serve import wire
@@ -279,7 +280,7 @@ def _operations(app: FastAPI, state: ServerState) -> None:
     def readyz():
         try:
             with state.ledger.begin() as session:
-                session.execute(__import__("sqlalchemy").text("SELECT 1"))
+                session.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - not ready while the ledger is unreachable
             return JSONResponse({"status": "ledger unreachable"}, status_code=503)
         if not state.ready:
